@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * promptshap: attribution of a language model's output to the parts of its
+ * prompt, on llama.cpp's C API. The value of a coalition S of prompt units is
+ * the log-probability (nats) of a fixed target text when the model sees only
+ * the units in S; Shapley values, leave-one-out differences and their
+ * per-target-token matrix are computed from that value function.
+ *
+ * Usage sketch:
+ *
+ *     promptshap_error err;
+ *     promptshap_model * model = NULL;
+ *     struct promptshap_model_params mp = promptshap_model_default_params();
+ *     if (promptshap_model_load("model.gguf", &mp, &model, &err) != PROMPTSHAP_OK) { ... err.message ... }
+ *
+ *     struct promptshap_explain_params ep = promptshap_explain_default_params();
+ *     ep.method = PROMPTSHAP_METHOD_EXACT;
+ *     promptshap_result * res = NULL;
+ *     if (promptshap_explain(model, prompt, strlen(prompt), target, strlen(target), &ep, &res, &err) == PROMPTSHAP_OK) {
+ *         for (int i = 0; i < res->n_units; i++) printf("%g\n", res->estimate.values[i]);
+ *     }
+ *     promptshap_result_free(res);
+ *     promptshap_model_free(model);
+ *
+ * The library never exits and never prints: every fallible function returns a
+ * status and, when given a promptshap_error, a message that names the value
+ * involved. llama.cpp's own log lines go to the callback set with
+ * promptshap_log_set (none by default).
+ */
+#ifndef PROMPTSHAP_H
+#define PROMPTSHAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PROMPTSHAP_VERSION_MAJOR 0
+#define PROMPTSHAP_VERSION_MINOR 1
+#define PROMPTSHAP_VERSION_PATCH 0
+#define PROMPTSHAP_VERSION "0.1.0"
+
+/* The llama.cpp source release promptshap is built and tested against. */
+#define PROMPTSHAP_LLAMA_RELEASE "v0.4.0"
+
+/* Largest number of units the exact method enumerates (2^20 coalitions). */
+#define PROMPTSHAP_EXACT_MAX_UNITS 20
+/* Number of units up to which the automatic method choice is exact. */
+#define PROMPTSHAP_AUTO_EXACT_MAX_UNITS 12
+
+/*
+ * Status codes and errors
+ */
+
+enum promptshap_status {
+    PROMPTSHAP_OK                   = 0,
+    PROMPTSHAP_ERR_INVALID_ARGUMENT = 1,  /* a parameter is out of range or inconsistent */
+    PROMPTSHAP_ERR_INVALID_INPUT    = 2,  /* prompt or target text is empty, not UTF-8, or has no units */
+    PROMPTSHAP_ERR_MODEL            = 3,  /* model file missing, unreadable or not loadable */
+    PROMPTSHAP_ERR_TOO_LONG         = 4,  /* a sequence does not fit the context size */
+    PROMPTSHAP_ERR_TOO_MANY_UNITS   = 5,  /* the method cannot handle this many units */
+    PROMPTSHAP_ERR_DECODE           = 6,  /* llama_decode or tokenization failed */
+    PROMPTSHAP_ERR_NUMERIC          = 7,  /* a log-probability is NaN or infinite */
+    PROMPTSHAP_ERR_NO_MEMORY        = 8,
+    PROMPTSHAP_ERR_IO               = 9,  /* reading or writing a file failed */
+    PROMPTSHAP_ERR_CANCELLED        = 10, /* the progress callback asked to stop */
+};
+
+/* Returns a static, lower-case description of a status ("invalid input", ...). */
+const char * promptshap_status_str(enum promptshap_status status);
+
+/* Filled by fallible functions when the caller passes one (NULL is allowed). */
+typedef struct promptshap_error {
+    enum promptshap_status status;
+    char message[512]; /* one line, no trailing newline; empty on success */
+} promptshap_error;
+
+/* Returns PROMPTSHAP_VERSION. */
+const char * promptshap_version(void);
+/* Returns the version string libllama reports at run time. */
+const char * promptshap_llama_version(void);
+
+/*
+ * Log routing. llama.cpp and ggml log through this callback; with none set
+ * (the default) their messages are dropped. level follows ggml_log_level:
+ * 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line.
+ */
+typedef void (*promptshap_log_fn)(int level, const char * text, void * user_data);
+void promptshap_log_set(promptshap_log_fn fn, void * user_data);
+
+/*
+ * Text: UTF-8 checks, units and sentences (no model needed)
+ */
+
+/* A byte range [start, end) in a text. */
+typedef struct promptshap_span {
+    size_t start;
+    size_t end;
+} promptshap_span;
+
+/* Returns true if text[0..len) is valid UTF-8 without NUL bytes. On false and
+ * when bad_offset is not NULL, *bad_offset is the offset of the first byte of
+ * the first invalid sequence (or of the NUL byte). */
+bool promptshap_utf8_valid(const char * text, size_t len, size_t * bad_offset);
+
+/* Splits text into words: maximal runs of non-whitespace (ASCII whitespace),
+ * so punctuation stays with its word. *spans is allocated with malloc and
+ * freed by the caller with free(); it is NULL when *n_spans is 0. */
+enum promptshap_status promptshap_split_words(const char * text, size_t len,
+                                              promptshap_span ** spans, size_t * n_spans);
+
+/* Splits text into sentences. A sentence ends after '.', '!', '?' or an
+ * ellipsis (with any closing quotes or brackets) that is followed by
+ * whitespace or the end of the text, except after a short list of common
+ * abbreviations and single-letter initials; a blank line also ends one.
+ * Single line breaks do not. Spans exclude surrounding whitespace. Same
+ * ownership as promptshap_split_words. */
+enum promptshap_status promptshap_split_sentences(const char * text, size_t len,
+                                                  promptshap_span ** spans, size_t * n_spans);
+
+/* Composes the text of a coalition: the kept units' original text, and
+ * between two consecutive kept units the whitespace that followed the
+ * earlier one in the prompt; no leading or trailing separator. members has
+ * one word per 64 units (bit i % 64 of word i / 64 set = unit i kept).
+ * *out is malloc'ed, NUL-terminated, freed by the caller. */
+enum promptshap_status promptshap_compose(const char * text, size_t len,
+                                          const promptshap_span * units, int n_units,
+                                          const uint64_t * members,
+                                          char ** out, size_t * out_len);
+
+/* Aligns token pieces (the bytes each token decodes to) with text: on
+ * return spans[k] is the byte range of piece k in text. A piece that starts
+ * with a space the text does not have at that point (a tokenizer's added
+ * space prefix) is aligned without it. Pieces that cannot be matched get an
+ * empty span at the current position and the function returns false. */
+bool promptshap_align_pieces(const char * text, size_t len,
+                             const char * const * pieces, const size_t * piece_lens, int n_pieces,
+                             promptshap_span * spans);
+
+/*
+ * Games and estimators (no model needed)
+ *
+ * A game has n_players and a vector value of n_outputs entries per
+ * coalition (for a model: one log-probability per target token). Estimators
+ * are linear in the value, so they return a value per player and per output.
+ */
+
+/* Number of 64-bit words in a coalition of n players. */
+#define PROMPTSHAP_MASK_WORDS(n) (((n) + 63) / 64)
+
+/* Evaluates n_coalitions coalitions. members holds them one after another,
+ * PROMPTSHAP_MASK_WORDS(n_players) words each; values receives
+ * [n_coalitions][n_outputs] doubles. Returns PROMPTSHAP_OK or an error (and
+ * fills err when given). */
+typedef enum promptshap_status (*promptshap_eval_fn)(void * user_data, const uint64_t * members,
+                                                     int n_coalitions, double * values,
+                                                     promptshap_error * err);
+
+typedef struct promptshap_game {
+    int n_players;
+    int n_outputs;
+    promptshap_eval_fn eval;
+    void * user_data;
+} promptshap_game;
+
+enum promptshap_method {
+    PROMPTSHAP_METHOD_AUTO        = 0, /* exact up to PROMPTSHAP_AUTO_EXACT_MAX_UNITS units, else permutation */
+    PROMPTSHAP_METHOD_EXACT       = 1, /* all 2^n coalitions, closed-form Shapley weights */
+    PROMPTSHAP_METHOD_PERMUTATION = 2, /* Monte Carlo over antithetic permutation pairs */
+    PROMPTSHAP_METHOD_LOO         = 3, /* leave-one-out: v(N) - v(N without i) */
+};
+
+/* Returns "auto", "exact", "permutation" or "loo"; NULL for other values. */
+const char * promptshap_method_name(enum promptshap_method method);
+/* Parses a method name; returns false if it is unknown. */
+bool promptshap_method_parse(const char * name, enum promptshap_method * method);
+
+/* Called after each evaluated group of coalitions; returning false cancels
+ * the run with PROMPTSHAP_ERR_CANCELLED. */
+typedef bool (*promptshap_progress_fn)(void * user_data, long done, long total);
+
+struct promptshap_estimate_params {
+    enum promptshap_method method;
+    int n_samples;     /* permutation: permutations drawn, in antithetic pairs (rounded up to even);
+                          at least 4, default 64 */
+    uint64_t seed;     /* permutation: random seed; default 1 */
+    int max_group;     /* coalitions passed to one eval call; default 256 */
+    promptshap_progress_fn progress;
+    void * progress_user_data;
+};
+
+struct promptshap_estimate_params promptshap_estimate_default_params(void);
+
+typedef struct promptshap_estimate {
+    enum promptshap_method method; /* the method that ran (never AUTO) */
+    int n_players;
+    int n_outputs;
+    int n_samples;          /* permutations used (0 for exact and loo) */
+    long n_evaluations;     /* distinct coalitions evaluated */
+    double * values;        /* [n_players], value per player summed over outputs */
+    double * std_error;     /* [n_players], standard error of values; 0 for exact and loo */
+    double * matrix;        /* [n_players][n_outputs], value per player and output */
+    double * v_full;        /* [n_outputs], value of the grand coalition */
+    double * v_empty;       /* [n_outputs], value of the empty coalition */
+    double v_full_total;    /* sum of v_full */
+    double v_empty_total;   /* sum of v_empty */
+    double efficiency_gap;  /* |sum(values) - (v_full_total - v_empty_total)| */
+} promptshap_estimate;
+
+/* Runs an estimator on a game. The result is owned by the caller and freed
+ * with promptshap_estimate_free. */
+enum promptshap_status promptshap_estimate_run(const promptshap_game * game,
+                                               const struct promptshap_estimate_params * params,
+                                               promptshap_estimate ** out, promptshap_error * err);
+
+/* Frees an estimate; accepts NULL. */
+void promptshap_estimate_free(promptshap_estimate * est);
+
+/*
+ * Models
+ */
+
+typedef struct promptshap_model promptshap_model;
+
+struct promptshap_model_params {
+    int n_gpu_layers; /* layers offloaded to a GPU; -1 = all, default 0 */
+};
+
+struct promptshap_model_params promptshap_model_default_params(void);
+
+/* Loads a GGUF model. Fails with PROMPTSHAP_ERR_MODEL when the file is
+ * missing, unreadable, not a GGUF file or not loadable by libllama. */
+enum promptshap_status promptshap_model_load(const char * path,
+                                             const struct promptshap_model_params * params,
+                                             promptshap_model ** out, promptshap_error * err);
+
+/* Frees a model; accepts NULL. */
+void promptshap_model_free(promptshap_model * model);
+
+/* Returns the model's description ("llama 260K ...") into buf; borrowed
+ * pointers are valid until the model is freed. */
+const char * promptshap_model_desc(const promptshap_model * model);
+/* Returns the model's chat template, or NULL when it has none. */
+const char * promptshap_model_chat_template(const promptshap_model * model);
+/* Returns the model's training context size in tokens. */
+int promptshap_model_n_ctx_train(const promptshap_model * model);
+
+/*
+ * Framing: how a coalition's text and the target are put before the model
+ */
+
+enum promptshap_chat {
+    PROMPTSHAP_CHAT_AUTO     = 0, /* harmony if the template uses harmony markers, else template if any, else none */
+    PROMPTSHAP_CHAT_NONE     = 1, /* raw text (BOS if the model adds one), then the target */
+    PROMPTSHAP_CHAT_TEMPLATE = 2, /* the model's chat template, one user message, assistant turn opened */
+    PROMPTSHAP_CHAT_HARMONY  = 3, /* GPT-OSS harmony: system, user, assistant final channel */
+};
+
+enum promptshap_reasoning {
+    PROMPTSHAP_REASONING_LOW    = 0,
+    PROMPTSHAP_REASONING_MEDIUM = 1,
+    PROMPTSHAP_REASONING_HIGH   = 2,
+};
+
+/* Returns "auto", "none", "template" or "harmony"; NULL for other values. */
+const char * promptshap_chat_name(enum promptshap_chat chat);
+bool promptshap_chat_parse(const char * name, enum promptshap_chat * chat);
+/* Returns "low", "medium" or "high"; NULL for other values. */
+const char * promptshap_reasoning_name(enum promptshap_reasoning reasoning);
+bool promptshap_reasoning_parse(const char * name, enum promptshap_reasoning * reasoning);
+
+/* Renders the harmony conversation that precedes the target: the system
+ * message with the reasoning effort, the user message with content, then
+ * "<|start|>assistant" and, when final_channel is true, the final-channel
+ * header "<|channel|>final<|message|>". date is "YYYY-MM-DD" or NULL to leave
+ * the date line out. The result is split at the user's content so the
+ * caller can tokenize the user's text without special tokens: *before and
+ * *after are malloc'ed and freed by the caller. */
+enum promptshap_status promptshap_harmony_render(enum promptshap_reasoning reasoning, const char * date,
+                                                 bool final_channel, char ** before, char ** after);
+
+/*
+ * Scoring: the value function on a model
+ */
+
+enum promptshap_unit_kind {
+    PROMPTSHAP_UNITS_WORDS     = 0,
+    PROMPTSHAP_UNITS_TOKENS    = 1,
+    PROMPTSHAP_UNITS_SENTENCES = 2,
+};
+
+const char * promptshap_unit_kind_name(enum promptshap_unit_kind kind);
+bool promptshap_unit_kind_parse(const char * name, enum promptshap_unit_kind * kind);
+
+struct promptshap_score_params {
+    enum promptshap_chat chat;
+    enum promptshap_reasoning reasoning; /* harmony only; default medium */
+    const char * harmony_date;           /* harmony only: "YYYY-MM-DD" or NULL for no date line */
+    const char * chat_template;          /* template framing: a built-in template name or template text to use
+                                            instead of the model's own; NULL = the model's */
+    const char * target_sep;             /* none framing: text between the prompt and the target;
+                                            NULL = a space unless the target starts with whitespace */
+    enum promptshap_unit_kind units;
+    int n_ctx;                           /* max tokens of one scored sequence; 0 = the model's training context */
+    int n_batch;                         /* tokens per llama_decode call; default 512 */
+    int n_threads;                       /* 0 = all cores */
+};
+
+struct promptshap_score_params promptshap_score_default_params(void);
+
+/* A scorer holds a model context, the prompt's units, the framing and the
+ * target's tokens: it is the value function of one (prompt, target) pair. */
+typedef struct promptshap_scorer promptshap_scorer;
+
+/* Prepares scoring of target under prompt. Both texts are copied. Fails with
+ * PROMPTSHAP_ERR_INVALID_INPUT for an empty or non-UTF-8 text or a prompt
+ * without units, and PROMPTSHAP_ERR_TOO_LONG when the full prompt plus target
+ * exceeds the context size. */
+enum promptshap_status promptshap_scorer_init(promptshap_model * model,
+                                              const char * prompt, size_t prompt_len,
+                                              const char * target, size_t target_len,
+                                              const struct promptshap_score_params * params,
+                                              promptshap_scorer ** out, promptshap_error * err);
+
+void promptshap_scorer_free(promptshap_scorer * scorer);
+
+/* The framing in use after AUTO was resolved. */
+enum promptshap_chat promptshap_scorer_chat(const promptshap_scorer * scorer);
+int promptshap_scorer_n_units(const promptshap_scorer * scorer);
+/* Byte range of unit i in the prompt. */
+promptshap_span promptshap_scorer_unit(const promptshap_scorer * scorer, int i);
+int promptshap_scorer_n_target_tokens(const promptshap_scorer * scorer);
+/* Token id, text and byte range in the target of target token t. The text
+ * pointer is borrowed until the scorer is freed. */
+int32_t promptshap_scorer_target_token(const promptshap_scorer * scorer, int t,
+                                       const char ** text, promptshap_span * span);
+
+/* Writes the full token sequence of a coalition (framing, kept units,
+ * target) into tokens when n_max is large enough, and returns its length;
+ * *target_start receives the index of the first target token. Returns -1 on
+ * failure. Call with tokens = NULL to get the length. */
+int promptshap_scorer_sequence(promptshap_scorer * scorer, const uint64_t * members,
+                               int32_t * tokens, int n_max, int * target_start);
+
+/* Scores coalitions in batches: values receives [n][n_target_tokens]
+ * log-probabilities (nats) of each target token given the coalition's
+ * context and the target tokens before it. */
+enum promptshap_status promptshap_scorer_eval(promptshap_scorer * scorer, const uint64_t * members,
+                                              int n, double * values, promptshap_error * err);
+
+/* Reference scoring of one coalition: one token per llama_decode call with
+ * the KV cache kept, logits at every position. Slow; for tests. */
+enum promptshap_status promptshap_scorer_eval_reference(promptshap_scorer * scorer, const uint64_t * members,
+                                                        double * values, promptshap_error * err);
+
+/* The scorer as a game (players: units; outputs: target tokens). The game
+ * borrows the scorer. */
+promptshap_game promptshap_scorer_game(promptshap_scorer * scorer);
+
+/*
+ * Generation
+ */
+
+struct promptshap_generate_params {
+    int n_predict;     /* max tokens to generate; default 128 */
+    float temperature; /* 0 = greedy (default) */
+    uint64_t seed;     /* sampling seed when temperature > 0 */
+};
+
+struct promptshap_generate_params promptshap_generate_default_params(void);
+
+/* Generates a response to prompt with the framing of sp (units and target
+ * fields are ignored). With harmony framing only the final channel's text
+ * is returned. *text is malloc'ed, NUL-terminated, freed by the caller. */
+enum promptshap_status promptshap_generate(promptshap_model * model, const char * prompt, size_t prompt_len,
+                                           const struct promptshap_score_params * sp,
+                                           const struct promptshap_generate_params * gp,
+                                           char ** text, promptshap_error * err);
+
+/*
+ * Explanation: units, scoring and an estimator, end to end
+ */
+
+struct promptshap_explain_params {
+    struct promptshap_score_params score;
+    struct promptshap_estimate_params estimate;
+    bool sentences; /* aggregate the matrix over the target's sentences */
+};
+
+struct promptshap_explain_params promptshap_explain_default_params(void);
+
+/* One sentence of the target and the matrix aggregated over its tokens. */
+typedef struct promptshap_sentence {
+    promptshap_span span;  /* byte range in the target */
+    int token_begin;       /* first target token of the sentence */
+    int token_end;         /* one past its last target token */
+    double * sum;          /* [n_units], sum of the matrix over the sentence's tokens, nats */
+    double * sum_abs;      /* [n_units], sum of absolute values */
+    double * mean_abs;     /* [n_units], mean of absolute values (0 for a sentence without tokens) */
+} promptshap_sentence;
+
+typedef struct promptshap_target_token {
+    int32_t id;
+    char * text;           /* the bytes the token decodes to (may be part of a UTF-8 character) */
+    promptshap_span span;  /* byte range in the target */
+    double logprob;        /* log p(token | full prompt, earlier target tokens), nats */
+} promptshap_target_token;
+
+typedef struct promptshap_result {
+    char * prompt;                  /* copy of the prompt, NUL-terminated */
+    char * target;                  /* copy of the target, NUL-terminated */
+    enum promptshap_chat chat;      /* framing after AUTO was resolved */
+    enum promptshap_unit_kind unit_kind;
+    int n_units;
+    promptshap_span * units;        /* [n_units], byte ranges in the prompt */
+    int n_target_tokens;
+    promptshap_target_token * target_tokens; /* [n_target_tokens] */
+    promptshap_estimate * estimate; /* values, standard errors, matrix [n_units][n_target_tokens];
+                                       NULL for promptshap_logprob */
+    int n_sentences;
+    promptshap_sentence * sentences; /* [n_sentences], NULL unless sentences were requested */
+    double seconds;                 /* wall time of scoring and estimation */
+} promptshap_result;
+
+/* Explains target under prompt. The result is freed with
+ * promptshap_result_free. */
+enum promptshap_status promptshap_explain(promptshap_model * model,
+                                          const char * prompt, size_t prompt_len,
+                                          const char * target, size_t target_len,
+                                          const struct promptshap_explain_params * params,
+                                          promptshap_result ** out, promptshap_error * err);
+
+/* Scores target under the full prompt only: a result whose target tokens
+ * carry their log-probabilities and whose estimate is NULL. */
+enum promptshap_status promptshap_logprob(promptshap_model * model,
+                                          const char * prompt, size_t prompt_len,
+                                          const char * target, size_t target_len,
+                                          const struct promptshap_score_params * params,
+                                          promptshap_result ** out, promptshap_error * err);
+
+/* Frees a result; accepts NULL. */
+void promptshap_result_free(promptshap_result * result);
+
+/* Run facts written into the JSON output beside the result. */
+struct promptshap_json_meta {
+    const char * model;  /* model path as given */
+    uint64_t seed;
+    bool include_timing; /* write "seconds" (false gives byte-identical output run to run) */
+};
+
+/* Writes a result as one JSON object (see docs/json.md); a result of
+ * promptshap_logprob gives the short form without units' values. Returns
+ * PROMPTSHAP_ERR_IO if writing fails. */
+enum promptshap_status promptshap_result_write_json(const promptshap_result * result,
+                                                    const struct promptshap_json_meta * meta, FILE * f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PROMPTSHAP_H */

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The model object and the libllama helpers shared by scorer.c and
+ * generate.c. Not part of the public API.
+ */
+#ifndef PROMPTSHAP_MODEL_H
+#define PROMPTSHAP_MODEL_H
+
+#include "internal.h"
+
+#include "llama.h"
+
+struct promptshap_model {
+    struct llama_model * lm;
+    const struct llama_vocab * vocab;
+    int n_vocab;
+    char desc[128];
+};
+
+/* Routes libllama's log through promptshap_log_set and initializes the
+ * backend; idempotent. */
+void ps_backend_init(void);
+/* Forwards one log line to the callback set with promptshap_log_set. */
+void ps_log_forward(int level, const char * text);
+/* The last error line libllama logged (empty if none). */
+const char * ps_last_llama_error(void);
+
+/* Tokenizes text; *tokens is malloc'ed. Returns the count or -1. */
+int ps_tokenize(const promptshap_model * model, const char * text, size_t len, bool add_special, bool parse_special,
+                int32_t ** tokens);
+/* The bytes a token decodes to (special tokens render as nothing);
+ * *piece is malloc'ed and NUL-terminated. Returns the length or -1. */
+int ps_token_piece(const promptshap_model * model, int32_t token, char ** piece);
+/* The id of a marker that tokenizes to exactly one special token, or -1. */
+int32_t ps_special_token(const promptshap_model * model, const char * marker);
+
+int ps_default_threads(void);
+
+/* A context for scoring or generation: n_ctx KV cells shared by up to n_seq
+ * sequences, n_batch tokens and n_outputs logits rows per llama_decode. */
+struct llama_context * ps_context_new(promptshap_model * model, int n_ctx, int n_batch, int n_seq, int n_outputs,
+                                      int n_threads);
+
+/* Token ids of the framing around the user's text: head holds BOS and
+ * everything before the message, tail everything between the message and
+ * the target (or the generated answer). */
+typedef struct ps_framing {
+    int32_t * head; /* [n_head] */
+    int n_head;
+    int32_t * tail; /* [n_tail] */
+    int n_tail;
+} ps_framing;
+
+/* Resolves PROMPTSHAP_CHAT_AUTO for a model. */
+enum promptshap_chat ps_resolve_chat(const promptshap_model * model, const struct promptshap_score_params * p);
+
+/* Builds the framing of a resolved chat mode. With harmony, final_channel
+ * ends the tail with the final-channel header (for scoring a target) rather
+ * than the bare assistant start (for generation). Free with ps_framing_free. */
+enum promptshap_status ps_framing_build(const promptshap_model * model, enum promptshap_chat chat,
+                                        const struct promptshap_score_params * p, bool final_channel,
+                                        ps_framing * fr, promptshap_error * err);
+
+void ps_framing_free(ps_framing * fr);
+
+#endif

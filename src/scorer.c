@@ -1,0 +1,850 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The value function on a model. A scorer splits the prompt into units,
+ * renders the framing (raw, chat template or harmony) around a coalition's
+ * text, tokenizes the target once, and scores coalitions: many sequences
+ * per llama_decode call, logits kept only at the positions that predict
+ * target tokens, log-softmax over the full vocabulary in double.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Stands in for the user's message when a chat template is rendered, so the
+ * rendered text can be split around it. */
+#define USER_SENTINEL "PROMPTSHAPUSERMESSAGE7F3A9C"
+
+/* Upper bound on the logits rows (n_vocab floats each) kept per decode. */
+#define LOGITS_BUDGET_BYTES ((size_t)256 << 20)
+
+struct promptshap_scorer {
+    promptshap_model * model;
+    struct llama_context * ctx;
+    struct llama_batch batch;
+
+    char * prompt;
+    size_t prompt_len;
+    char * target;
+    size_t target_len;
+    enum promptshap_chat chat;
+
+    int n_units;
+    promptshap_span * units;       /* [n_units], byte ranges in the prompt */
+
+    ps_framing framing;
+
+    int n_target;
+    int32_t * target_ids;          /* [n_target] */
+    char ** target_text;           /* [n_target] bytes each token decodes to */
+    promptshap_span * target_spans;/* [n_target] byte ranges in the target */
+
+    int n_ctx_limit;               /* max tokens of one sequence */
+    int n_kv;                      /* KV cells, = tokens per decode */
+    int n_seq_max;
+    int n_outputs_max;             /* logits rows per decode */
+    double * seq_values;           /* scratch */
+};
+
+struct promptshap_score_params promptshap_score_default_params(void) {
+    struct promptshap_score_params p = {
+        .chat = PROMPTSHAP_CHAT_AUTO,
+        .reasoning = PROMPTSHAP_REASONING_MEDIUM,
+        .harmony_date = NULL,
+        .chat_template = NULL,
+        .target_sep = NULL,
+        .units = PROMPTSHAP_UNITS_WORDS,
+        .n_ctx = 0,
+        .n_batch = 512,
+        .n_threads = 0,
+    };
+    return p;
+}
+
+static char * dup_text(const char * s, size_t n) {
+    char * d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* True when the chat template uses harmony's channel markers. */
+static bool template_is_harmony(const char * tmpl) {
+    return tmpl && strstr(tmpl, "<|start|>") && strstr(tmpl, "<|channel|>");
+}
+
+/*
+ * Framing
+ */
+
+enum promptshap_status ps_framing_build(const promptshap_model * model, enum promptshap_chat chat,
+                                        const struct promptshap_score_params * p, bool final_channel,
+                                        ps_framing * fr, promptshap_error * err) {
+    const struct llama_vocab * vocab = model->vocab;
+    memset(fr, 0, sizeof(*fr));
+    char * before = NULL;
+    char * after = NULL;
+    enum promptshap_status st = PROMPTSHAP_OK;
+
+    if (chat == PROMPTSHAP_CHAT_NONE) {
+        /* raw text: BOS if the model adds one; a model that adds none still
+         * gets its BOS (or EOS) as a start token, because the empty
+         * coalition needs a position from which to predict the target */
+        int32_t start = -1;
+        if (llama_vocab_get_add_bos(vocab) && llama_vocab_bos(vocab) != LLAMA_TOKEN_NULL) {
+            start = llama_vocab_bos(vocab);
+        } else if (llama_vocab_bos(vocab) != LLAMA_TOKEN_NULL) {
+            start = llama_vocab_bos(vocab);
+        } else if (llama_vocab_eos(vocab) != LLAMA_TOKEN_NULL) {
+            start = llama_vocab_eos(vocab);
+        }
+        if (start < 0) {
+            return ps_fail(err, PROMPTSHAP_ERR_MODEL,
+                           "the model has neither a BOS nor an EOS token to start a raw sequence; use a chat framing");
+        }
+        fr->head = malloc(sizeof(int32_t));
+        if (!fr->head) {
+            return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+        }
+        fr->head[0] = start;
+        fr->n_head = 1;
+        fr->n_tail = 0;
+        return PROMPTSHAP_OK;
+    }
+
+    if (chat == PROMPTSHAP_CHAT_HARMONY) {
+        st = promptshap_harmony_render(p->reasoning, p->harmony_date, final_channel, &before, &after);
+        if (st != PROMPTSHAP_OK) {
+            return ps_fail(err, st, "cannot render the harmony framing (reasoning '%s', date '%s')",
+                           promptshap_reasoning_name(p->reasoning) ? promptshap_reasoning_name(p->reasoning) : "?",
+                           p->harmony_date ? p->harmony_date : "");
+        }
+        if (ps_special_token(model, "<|channel|>") < 0 || ps_special_token(model, "<|message|>") < 0) {
+            free(before);
+            free(after);
+            return ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT,
+                           "the model's vocabulary has no harmony control tokens (<|channel|>, <|message|>); "
+                           "use --chat template or --chat none");
+        }
+    } else {
+        /* the model's chat template (or the one requested), one user message */
+        const char * tmpl = p->chat_template ? p->chat_template : promptshap_model_chat_template(model);
+        if (!tmpl) {
+            return ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT,
+                           "the model has no chat template; use --chat none or name one with --chat-template");
+        }
+        struct llama_chat_message msg = {"user", USER_SENTINEL};
+        int n = llama_chat_apply_template(tmpl, &msg, 1, true, NULL, 0);
+        if (n < 0) {
+            return ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT,
+                           "llama_chat_apply_template does not support the chat template%s%s; "
+                           "use --chat none or a built-in name with --chat-template (for example chatml)",
+                           p->chat_template ? " " : "", p->chat_template ? p->chat_template : "");
+        }
+        char * text = malloc((size_t)n + 1);
+        if (!text) {
+            return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+        }
+        llama_chat_apply_template(tmpl, &msg, 1, true, text, n + 1);
+        text[n] = '\0';
+        char * at = strstr(text, USER_SENTINEL);
+        if (!at || strstr(at + 1, USER_SENTINEL)) {
+            free(text);
+            return ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT,
+                           "the chat template does not place the user's message exactly once; use --chat none");
+        }
+        before = dup_text(text, (size_t)(at - text));
+        after = dup_text(at + strlen(USER_SENTINEL), strlen(at + strlen(USER_SENTINEL)));
+        free(text);
+        if (!before || !after) {
+            free(before);
+            free(after);
+            return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+        }
+    }
+
+    /* the framing's own markers are special tokens; exactly one BOS */
+    fr->n_head = ps_tokenize(model, before, strlen(before), true, true, &fr->head);
+    fr->n_tail = ps_tokenize(model, after, strlen(after), false, true, &fr->tail);
+    free(before);
+    free(after);
+    if (fr->n_head < 0 || fr->n_tail < 0) {
+        return ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing the chat framing failed");
+    }
+    int32_t bos = llama_vocab_bos(vocab);
+    if (fr->n_head >= 2 && fr->head[0] == bos && fr->head[1] == bos) {
+        memmove(fr->head, fr->head + 1, (size_t)(fr->n_head - 1) * sizeof(int32_t));
+        fr->n_head--;
+    }
+    if (fr->n_head == 0) {
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT, "the chat framing renders no tokens before the message");
+    }
+    return PROMPTSHAP_OK;
+}
+
+void ps_framing_free(ps_framing * fr) {
+    free(fr->head);
+    free(fr->tail);
+    memset(fr, 0, sizeof(*fr));
+}
+
+enum promptshap_chat ps_resolve_chat(const promptshap_model * model, const struct promptshap_score_params * p) {
+    if (p->chat != PROMPTSHAP_CHAT_AUTO) {
+        return p->chat;
+    }
+    const char * tmpl = p->chat_template ? p->chat_template : promptshap_model_chat_template(model);
+    if (template_is_harmony(tmpl)) {
+        return PROMPTSHAP_CHAT_HARMONY;
+    }
+    return tmpl ? PROMPTSHAP_CHAT_TEMPLATE : PROMPTSHAP_CHAT_NONE;
+}
+
+/*
+ * Units
+ */
+
+static enum promptshap_status build_token_units(promptshap_scorer * sc, promptshap_error * err) {
+    int32_t * ids = NULL;
+    int n = ps_tokenize(sc->model, sc->prompt, sc->prompt_len, false, false, &ids);
+    if (n < 0) {
+        return ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing the prompt failed");
+    }
+    char ** pieces = calloc((size_t)n + 1, sizeof(char *));
+    size_t * lens = calloc((size_t)n + 1, sizeof(size_t));
+    sc->units = calloc((size_t)n + 1, sizeof(promptshap_span));
+    enum promptshap_status st = PROMPTSHAP_OK;
+    if (!pieces || !lens || !sc->units) {
+        st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < n; k++) {
+        int len = ps_token_piece(sc->model, ids[k], &pieces[k]);
+        if (len < 0) {
+            st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "cannot decode prompt token %d (id %d)", k, ids[k]);
+            goto done;
+        }
+        lens[k] = (size_t)len;
+    }
+    promptshap_align_pieces(sc->prompt, sc->prompt_len, (const char * const *)pieces, lens, n, sc->units);
+
+    /* a unit's text excludes the whitespace a token carries in front, so
+     * coalitions are composed with the prompt's own separators */
+    int kept = 0;
+    for (int k = 0; k < n; k++) {
+        promptshap_span s = sc->units[k];
+        while (s.start < s.end && strchr(" \t\n\r\v\f", sc->prompt[s.start])) {
+            s.start++;
+        }
+        if (s.start < s.end) {
+            sc->units[kept++] = s;
+        }
+    }
+    sc->n_units = kept;
+
+done:
+    for (int k = 0; pieces && k < n; k++) {
+        free(pieces[k]);
+    }
+    free(pieces);
+    free(lens);
+    free(ids);
+    return st;
+}
+
+static enum promptshap_status build_units(promptshap_scorer * sc, enum promptshap_unit_kind kind,
+                                          promptshap_error * err) {
+    size_t n = 0;
+    enum promptshap_status st;
+    switch (kind) {
+        case PROMPTSHAP_UNITS_WORDS:
+            st = promptshap_split_words(sc->prompt, sc->prompt_len, &sc->units, &n);
+            sc->n_units = (int)n;
+            break;
+        case PROMPTSHAP_UNITS_SENTENCES:
+            st = promptshap_split_sentences(sc->prompt, sc->prompt_len, &sc->units, &n);
+            sc->n_units = (int)n;
+            break;
+        case PROMPTSHAP_UNITS_TOKENS:
+            st = build_token_units(sc, err);
+            if (st != PROMPTSHAP_OK) {
+                return st;
+            }
+            break;
+        default:
+            return ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT, "unknown unit kind %d", (int)kind);
+    }
+    if (st != PROMPTSHAP_OK) {
+        return ps_fail(err, st, "splitting the prompt into units failed");
+    }
+    if (sc->n_units == 0) {
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT,
+                       "the prompt has no %s (it is empty or only whitespace)", promptshap_unit_kind_name(kind));
+    }
+    return PROMPTSHAP_OK;
+}
+
+/*
+ * Target tokens
+ */
+
+/* Tokenizes the target as the model would emit it after the full prompt.
+ * With raw framing the target continues the prompt's text, so it is
+ * tokenized together with the prompt and the prompt's tokens are removed;
+ * after a chat framing it starts a fresh fragment after a special token. */
+static enum promptshap_status build_target(promptshap_scorer * sc, const char * full_text, size_t full_len,
+                                           const struct promptshap_score_params * p, promptshap_error * err) {
+    const char * sep = "";
+    if (sc->chat == PROMPTSHAP_CHAT_NONE) {
+        if (p->target_sep) {
+            sep = p->target_sep;
+        } else if (!strchr(" \t\n\r\v\f", sc->target[0])) {
+            sep = " ";
+        }
+    }
+    size_t sep_len = strlen(sep);
+    size_t joined_len = sep_len + sc->target_len;
+    char * joined = malloc(full_len + joined_len + 1);
+    if (!joined) {
+        return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+    }
+    size_t off = 0;
+    if (sc->chat == PROMPTSHAP_CHAT_NONE) {
+        memcpy(joined, full_text, full_len);
+        off = full_len;
+    }
+    memcpy(joined + off, sep, sep_len);
+    memcpy(joined + off + sep_len, sc->target, sc->target_len);
+    joined[off + joined_len] = '\0';
+
+    int32_t * all = NULL;
+    int32_t * ctx_ids = NULL;
+    int n_all = ps_tokenize(sc->model, joined, off + joined_len, false, false, &all);
+    int n_ctx = 0;
+    if (off > 0) {
+        n_ctx = ps_tokenize(sc->model, joined, off, false, false, &ctx_ids);
+    }
+    free(joined);
+    if (n_all < 0 || n_ctx < 0) {
+        free(all);
+        free(ctx_ids);
+        return ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing the target failed");
+    }
+    bool prefix = n_ctx <= n_all && (n_ctx == 0 || memcmp(all, ctx_ids, (size_t)n_ctx * sizeof(int32_t)) == 0);
+    free(ctx_ids);
+    if (!prefix) {
+        free(all);
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT,
+                       "the tokenizer merges the end of the prompt with the start of the target; "
+                       "separate them with --target-sep (for example --target-sep ' ')");
+    }
+    sc->n_target = n_all - n_ctx;
+    if (sc->n_target == 0) {
+        free(all);
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT, "the target has no tokens");
+    }
+    sc->target_ids = malloc((size_t)sc->n_target * sizeof(int32_t));
+    sc->target_text = calloc((size_t)sc->n_target, sizeof(char *));
+    sc->target_spans = calloc((size_t)sc->n_target, sizeof(promptshap_span));
+    size_t * lens = calloc((size_t)sc->n_target, sizeof(size_t));
+    if (!sc->target_ids || !sc->target_text || !sc->target_spans || !lens) {
+        free(all);
+        free(lens);
+        return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+    }
+    memcpy(sc->target_ids, all + n_ctx, (size_t)sc->n_target * sizeof(int32_t));
+    free(all);
+
+    /* byte ranges: align the pieces with separator + target, then drop the separator */
+    enum promptshap_status st = PROMPTSHAP_OK;
+    for (int t = 0; t < sc->n_target && st == PROMPTSHAP_OK; t++) {
+        int len = ps_token_piece(sc->model, sc->target_ids[t], &sc->target_text[t]);
+        if (len < 0) {
+            st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "cannot decode target token %d", t);
+        } else {
+            lens[t] = (size_t)len;
+        }
+    }
+    if (st == PROMPTSHAP_OK) {
+        char * with_sep = malloc(joined_len + 1);
+        if (!with_sep) {
+            st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+        } else {
+            memcpy(with_sep, sep, sep_len);
+            memcpy(with_sep + sep_len, sc->target, sc->target_len);
+            promptshap_align_pieces(with_sep, joined_len, (const char * const *)sc->target_text, lens,
+                                    sc->n_target, sc->target_spans);
+            free(with_sep);
+            for (int t = 0; t < sc->n_target; t++) {
+                promptshap_span * s = &sc->target_spans[t];
+                s->start = s->start > sep_len ? s->start - sep_len : 0;
+                s->end = s->end > sep_len ? s->end - sep_len : 0;
+            }
+        }
+    }
+    free(lens);
+    return st;
+}
+
+/*
+ * Scorer life cycle
+ */
+
+static enum promptshap_status check_text(const char * what, const char * text, size_t len, promptshap_error * err) {
+    size_t bad = 0;
+    if (len == 0) {
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT, "the %s is empty", what);
+    }
+    if (!promptshap_utf8_valid(text, len, &bad)) {
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT,
+                       "the %s is not valid UTF-8 text: byte 0x%02x at offset %zu%s", what,
+                       (unsigned)(unsigned char)text[bad], bad, text[bad] == 0 ? " (a NUL byte)" : "");
+    }
+    return PROMPTSHAP_OK;
+}
+
+/* Token sequence of a coalition's context: head, kept units' text, tail. */
+static int context_tokens(promptshap_scorer * sc, const uint64_t * members, int32_t ** out) {
+    char * text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (promptshap_compose(sc->prompt, sc->prompt_len, sc->units, sc->n_units, members, &text, &len) !=
+        PROMPTSHAP_OK) {
+        return -1;
+    }
+    int32_t * body = NULL;
+    int n_body = 0;
+    if (len > 0) {
+        /* the user's text never produces control tokens */
+        n_body = ps_tokenize(sc->model, text, len, false, false, &body);
+    }
+    free(text);
+    if (n_body < 0) {
+        return -1;
+    }
+    int n = sc->framing.n_head + n_body + sc->framing.n_tail;
+    int32_t * t = malloc(((size_t)n + (size_t)sc->n_target + 1) * sizeof(int32_t));
+    if (!t) {
+        free(body);
+        return -1;
+    }
+    memcpy(t, sc->framing.head, (size_t)sc->framing.n_head * sizeof(int32_t));
+    if (n_body > 0) {
+        memcpy(t + sc->framing.n_head, body, (size_t)n_body * sizeof(int32_t));
+    }
+    if (sc->framing.n_tail > 0) {
+        memcpy(t + sc->framing.n_head + n_body, sc->framing.tail, (size_t)sc->framing.n_tail * sizeof(int32_t));
+    }
+    free(body);
+    *out = t;
+    return n;
+}
+
+enum promptshap_status promptshap_scorer_init(promptshap_model * model, const char * prompt, size_t prompt_len,
+                                              const char * target, size_t target_len,
+                                              const struct promptshap_score_params * params,
+                                              promptshap_scorer ** out, promptshap_error * err) {
+    *out = NULL;
+    ps_ok(err);
+    struct promptshap_score_params p = params ? *params : promptshap_score_default_params();
+    enum promptshap_status st;
+
+    /* check the inputs and parameters */
+    if ((st = check_text("prompt", prompt, prompt_len, err)) != PROMPTSHAP_OK ||
+        (st = check_text("target", target, target_len, err)) != PROMPTSHAP_OK) {
+        return st;
+    }
+    if (p.n_batch < 1) {
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT, "the batch size must be at least 1 token, got %d",
+                       p.n_batch);
+    }
+    if (p.n_ctx < 0) {
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT, "the context size must not be negative, got %d", p.n_ctx);
+    }
+    if (p.target_sep && !promptshap_utf8_valid(p.target_sep, strlen(p.target_sep), NULL)) {
+        return ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT, "the target separator is not valid UTF-8");
+    }
+
+    promptshap_scorer * sc = calloc(1, sizeof(*sc));
+    if (!sc) {
+        return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+    }
+    sc->model = model;
+    sc->prompt = dup_text(prompt, prompt_len);
+    sc->prompt_len = prompt_len;
+    sc->target = dup_text(target, target_len);
+    sc->target_len = target_len;
+    if (!sc->prompt || !sc->target) {
+        st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+        goto fail;
+    }
+    sc->chat = ps_resolve_chat(model, &p);
+
+    /* units, framing, target tokens */
+    if ((st = build_units(sc, p.units, err)) != PROMPTSHAP_OK ||
+        (st = ps_framing_build(model, sc->chat, &p, true, &sc->framing, err)) != PROMPTSHAP_OK) {
+        goto fail;
+    }
+    {
+        int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
+        uint64_t * all = calloc((size_t)W, sizeof(uint64_t));
+        char * full = NULL;
+        size_t full_len = 0;
+        if (!all) {
+            st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < sc->n_units; i++) {
+            ps_mask_set(all, i);
+        }
+        st = promptshap_compose(sc->prompt, sc->prompt_len, sc->units, sc->n_units, all, &full, &full_len);
+        free(all);
+        if (st == PROMPTSHAP_OK) {
+            st = build_target(sc, full, full_len, &p, err);
+        }
+        free(full);
+        if (st != PROMPTSHAP_OK) {
+            goto fail;
+        }
+    }
+
+    /* the full coalition sets the sequence length the context must hold */
+    {
+        int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
+        uint64_t * all = calloc((size_t)W, sizeof(uint64_t));
+        if (!all) {
+            st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < sc->n_units; i++) {
+            ps_mask_set(all, i);
+        }
+        int32_t * ctx_ids = NULL;
+        int n_context = context_tokens(sc, all, &ctx_ids);
+        free(all);
+        free(ctx_ids);
+        if (n_context < 0) {
+            st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing the prompt failed");
+            goto fail;
+        }
+        int n_train = llama_model_n_ctx_train(model->lm);
+        sc->n_ctx_limit = p.n_ctx > 0 ? p.n_ctx : n_train;
+        int n_full = n_context + sc->n_target;
+        if (n_full > sc->n_ctx_limit) {
+            st = ps_fail(err, PROMPTSHAP_ERR_TOO_LONG,
+                         "the prompt and the target need %d tokens (framing and prompt %d, target %d) but the "
+                         "context size is %d; raise -c (the model was trained with %d) or shorten the inputs",
+                         n_full, n_context, sc->n_target, sc->n_ctx_limit, n_train);
+            goto fail;
+        }
+
+        /* Room for one sequence of any coalition: sub-coalitions rarely
+         * tokenize longer than the full prompt, and the 64 spare cells cover
+         * the cases where they do. */
+        int n_seq_cells = n_full + 64 < sc->n_ctx_limit ? n_full + 64 : sc->n_ctx_limit;
+        sc->n_kv = p.n_batch > n_seq_cells ? p.n_batch : n_seq_cells;
+        sc->n_seq_max = (int)llama_max_parallel_sequences();
+        if (sc->n_seq_max > 256) {
+            sc->n_seq_max = 256;
+        }
+        size_t row_bytes = (size_t)model->n_vocab * sizeof(float);
+        size_t rows = LOGITS_BUDGET_BYTES / row_bytes;
+        if (rows < (size_t)sc->n_target) {
+            rows = (size_t)sc->n_target;
+        }
+        if (rows > (size_t)sc->n_kv) {
+            rows = (size_t)sc->n_kv;
+        }
+        sc->n_outputs_max = (int)rows;
+    }
+
+    /* the context and one batch */
+    sc->ctx = ps_context_new(model, sc->n_kv, sc->n_kv, sc->n_seq_max, sc->n_outputs_max, p.n_threads);
+    if (!sc->ctx) {
+        st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY,
+                     "libllama could not create a context of %d tokens%s%s; lower --batch or -c", sc->n_kv,
+                     ps_last_llama_error()[0] ? ": " : "", ps_last_llama_error());
+        goto fail;
+    }
+    sc->batch = llama_batch_init(sc->n_kv, 0, 1);
+    sc->seq_values = malloc((size_t)sc->n_target * sizeof(double));
+    if (!sc->batch.token || !sc->seq_values) {
+        st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory for a batch of %d tokens", sc->n_kv);
+        goto fail;
+    }
+    *out = sc;
+    return PROMPTSHAP_OK;
+
+fail:
+    promptshap_scorer_free(sc);
+    return st;
+}
+
+void promptshap_scorer_free(promptshap_scorer * sc) {
+    if (!sc) {
+        return;
+    }
+    if (sc->batch.token) {
+        llama_batch_free(sc->batch);
+    }
+    if (sc->ctx) {
+        llama_free(sc->ctx);
+    }
+    for (int t = 0; sc->target_text && t < sc->n_target; t++) {
+        free(sc->target_text[t]);
+    }
+    free(sc->target_text);
+    free(sc->target_ids);
+    free(sc->target_spans);
+    ps_framing_free(&sc->framing);
+    free(sc->units);
+    free(sc->prompt);
+    free(sc->target);
+    free(sc->seq_values);
+    free(sc);
+}
+
+enum promptshap_chat promptshap_scorer_chat(const promptshap_scorer * sc) {
+    return sc->chat;
+}
+
+int promptshap_scorer_n_units(const promptshap_scorer * sc) {
+    return sc->n_units;
+}
+
+promptshap_span promptshap_scorer_unit(const promptshap_scorer * sc, int i) {
+    PS_ASSERT(i >= 0 && i < sc->n_units);
+    return sc->units[i];
+}
+
+int promptshap_scorer_n_target_tokens(const promptshap_scorer * sc) {
+    return sc->n_target;
+}
+
+int32_t promptshap_scorer_target_token(const promptshap_scorer * sc, int t, const char ** text,
+                                       promptshap_span * span) {
+    PS_ASSERT(t >= 0 && t < sc->n_target);
+    if (text) {
+        *text = sc->target_text[t];
+    }
+    if (span) {
+        *span = sc->target_spans[t];
+    }
+    return sc->target_ids[t];
+}
+
+int promptshap_scorer_sequence(promptshap_scorer * sc, const uint64_t * members, int32_t * tokens, int n_max,
+                               int * target_start) {
+    int32_t * t = NULL;
+    int n = context_tokens(sc, members, &t);
+    if (n < 0) {
+        return -1;
+    }
+    memcpy(t + n, sc->target_ids, (size_t)sc->n_target * sizeof(int32_t));
+    if (target_start) {
+        *target_start = n;
+    }
+    int total = n + sc->n_target;
+    if (tokens && total <= n_max) {
+        memcpy(tokens, t, (size_t)total * sizeof(int32_t));
+    }
+    free(t);
+    return total;
+}
+
+/*
+ * Scoring
+ */
+
+/* log p(token | logits row) with a max-subtracted log-sum-exp in double. */
+static double log_softmax_at(const float * row, int n_vocab, int32_t token) {
+    float max = row[0];
+    for (int v = 1; v < n_vocab; v++) {
+        if (row[v] > max) {
+            max = row[v];
+        }
+    }
+    double sum = 0.0;
+    for (int v = 0; v < n_vocab; v++) {
+        sum += exp((double)row[v] - (double)max);
+    }
+    return (double)row[token] - (double)max - log(sum);
+}
+
+static void describe_members(const promptshap_scorer * sc, const uint64_t * members, char * buf, size_t size) {
+    size_t n = 0;
+    buf[0] = '\0';
+    n += (size_t)snprintf(buf + n, size - n, "{");
+    for (int i = 0; i < sc->n_units && n + 16 < size; i++) {
+        if (ps_mask_has(members, i)) {
+            n += (size_t)snprintf(buf + n, size - n, "%s%d", n > 1 ? "," : "", i);
+        }
+    }
+    snprintf(buf + n, size - n, "}");
+}
+
+/* Stores the log-probabilities of one sequence's target tokens, checking
+ * that they are finite. */
+static enum promptshap_status check_values(const promptshap_scorer * sc, const uint64_t * members,
+                                           const double * values, promptshap_error * err) {
+    for (int t = 0; t < sc->n_target; t++) {
+        if (!isfinite(values[t])) {
+            char who[128];
+            describe_members(sc, members, who, sizeof(who));
+            return ps_fail(err, PROMPTSHAP_ERR_NUMERIC,
+                           "the log-probability of target token %d is %g for the coalition of units %s; "
+                           "the model's logits are not finite (a broken or badly quantized model?)",
+                           t, values[t], who);
+        }
+    }
+    return PROMPTSHAP_OK;
+}
+
+enum promptshap_status promptshap_scorer_eval(promptshap_scorer * sc, const uint64_t * members, int n,
+                                              double * values, promptshap_error * err) {
+    const int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
+    const int T = sc->n_target;
+    struct llama_batch * b = &sc->batch;
+    llama_memory_t mem = llama_get_memory(sc->ctx);
+
+    /* one entry per sequence placed in the current decode */
+    int * seq_coalition = malloc((size_t)sc->n_seq_max * sizeof(int));
+    int * seq_first_out = malloc((size_t)sc->n_seq_max * sizeof(int));
+    enum promptshap_status st = PROMPTSHAP_OK;
+    if (!seq_coalition || !seq_first_out) {
+        free(seq_coalition);
+        free(seq_first_out);
+        return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+    }
+
+    int k = 0;
+    while (k < n && st == PROMPTSHAP_OK) {
+        /* pack whole sequences until tokens, sequences or logits rows run out */
+        b->n_tokens = 0;
+        int n_seq = 0;
+        int n_out = 0;
+        while (k < n && n_seq < sc->n_seq_max) {
+            int32_t * ctx_ids = NULL;
+            int n_context = context_tokens(sc, members + (size_t)k * W, &ctx_ids);
+            if (n_context < 0) {
+                st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing coalition %d failed", k);
+                break;
+            }
+            int len = n_context + T;
+            if (len > sc->n_kv || len > sc->n_ctx_limit) {
+                free(ctx_ids);
+                char who[128];
+                describe_members(sc, members + (size_t)k * W, who, sizeof(who));
+                st = ps_fail(err, PROMPTSHAP_ERR_TOO_LONG,
+                             "the coalition of units %s needs %d tokens, more than the context of %d; raise -c", who,
+                             len, sc->n_kv < sc->n_ctx_limit ? sc->n_kv : sc->n_ctx_limit);
+                break;
+            }
+            if (n_seq > 0 && (b->n_tokens + len > sc->n_kv || n_out + T > sc->n_outputs_max)) {
+                free(ctx_ids);
+                break;
+            }
+            for (int j = 0; j < len; j++) {
+                int idx = b->n_tokens + j;
+                b->token[idx] = j < n_context ? ctx_ids[j] : sc->target_ids[j - n_context];
+                b->pos[idx] = j;
+                b->n_seq_id[idx] = 1;
+                b->seq_id[idx][0] = n_seq;
+                /* position j predicts token j + 1: keep the rows that predict the target */
+                b->logits[idx] = (j >= n_context - 1 && j < len - 1) ? 1 : 0;
+            }
+            free(ctx_ids);
+            b->n_tokens += len;
+            seq_coalition[n_seq] = k;
+            seq_first_out[n_seq] = b->n_tokens - len + n_context - 1;
+            n_seq++;
+            n_out += T;
+            k++;
+        }
+        if (st != PROMPTSHAP_OK || n_seq == 0) {
+            break;
+        }
+
+        /* decode and read the kept rows */
+        int ret = llama_decode(sc->ctx, *b);
+        if (ret != 0) {
+            st = ps_fail(err, PROMPTSHAP_ERR_DECODE,
+                         "llama_decode failed with code %d on a batch of %d tokens in %d sequences%s", ret,
+                         b->n_tokens, n_seq, ret == 1 ? ": no KV cache slot; lower --batch" : "");
+            break;
+        }
+        for (int s = 0; s < n_seq && st == PROMPTSHAP_OK; s++) {
+            double * out = values + (size_t)seq_coalition[s] * T;
+            for (int t = 0; t < T; t++) {
+                const float * row = llama_get_logits_ith(sc->ctx, seq_first_out[s] + t);
+                if (!row) {
+                    st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "libllama returned no logits for a scored position");
+                    break;
+                }
+                out[t] = log_softmax_at(row, sc->model->n_vocab, sc->target_ids[t]);
+            }
+            if (st == PROMPTSHAP_OK) {
+                st = check_values(sc, members + (size_t)seq_coalition[s] * W, out, err);
+            }
+        }
+        llama_memory_clear(mem, true);
+    }
+    free(seq_coalition);
+    free(seq_first_out);
+    return st;
+}
+
+enum promptshap_status promptshap_scorer_eval_reference(promptshap_scorer * sc, const uint64_t * members,
+                                                        double * values, promptshap_error * err) {
+    int target_start = 0;
+    int len = promptshap_scorer_sequence(sc, members, NULL, 0, &target_start);
+    if (len < 0) {
+        return ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing the coalition failed");
+    }
+    int32_t * seq = malloc((size_t)len * sizeof(int32_t));
+    if (!seq) {
+        return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
+    }
+    promptshap_scorer_sequence(sc, members, seq, len, &target_start);
+
+    llama_memory_t mem = llama_get_memory(sc->ctx);
+    llama_memory_clear(mem, true);
+    struct llama_batch * b = &sc->batch;
+    enum promptshap_status st = PROMPTSHAP_OK;
+    for (int j = 0; j < len - 1; j++) {
+        b->n_tokens = 1;
+        b->token[0] = seq[j];
+        b->pos[0] = j;
+        b->n_seq_id[0] = 1;
+        b->seq_id[0][0] = 0;
+        b->logits[0] = 1;
+        int ret = llama_decode(sc->ctx, *b);
+        if (ret != 0) {
+            st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "llama_decode failed with code %d at position %d", ret, j);
+            break;
+        }
+        if (j + 1 >= target_start) {
+            const float * row = llama_get_logits_ith(sc->ctx, 0);
+            values[j + 1 - target_start] = log_softmax_at(row, sc->model->n_vocab, seq[j + 1]);
+        }
+    }
+    llama_memory_clear(mem, true);
+    free(seq);
+    return st;
+}
+
+static enum promptshap_status scorer_game_eval(void * user_data, const uint64_t * members, int n, double * values,
+                                               promptshap_error * err) {
+    return promptshap_scorer_eval((promptshap_scorer *)user_data, members, n, values, err);
+}
+
+promptshap_game promptshap_scorer_game(promptshap_scorer * sc) {
+    promptshap_game g = {
+        .n_players = sc->n_units,
+        .n_outputs = sc->n_target,
+        .eval = scorer_game_eval,
+        .user_data = sc,
+    };
+    return g;
+}
