@@ -2,7 +2,7 @@
  *
  * promptshap: attribution of a language model's output to the parts of its
  * prompt, on llama.cpp's C API. The value of a coalition S of prompt units is
- * the log-probability (nats) of a fixed target text when the model sees only
+ * the log-probability (nats) of a fixed target text when the model is given only
  * the units in S; Shapley values, leave-one-out differences and their
  * per-target-token matrix are computed from that value function.
  *
@@ -152,7 +152,7 @@ bool promptshap_align_pieces(const char * text, size_t len,
 /* Number of 64-bit words in a coalition of n players. */
 #define PROMPTSHAP_MASK_WORDS(n) (((n) + 63) / 64)
 
-/* Evaluates n_coalitions coalitions. members holds them one after another,
+/* Evaluates n_coalitions coalitions. members contains them one after another,
  * PROMPTSHAP_MASK_WORDS(n_players) words each; values receives
  * [n_coalitions][n_outputs] doubles. Returns PROMPTSHAP_OK or an error (and
  * fills err when given). */
@@ -188,7 +188,7 @@ struct promptshap_estimate_params {
     int n_samples;     /* permutation: permutations drawn, in antithetic pairs (rounded up to even);
                           at least 4, default 64 */
     uint64_t seed;     /* permutation: random seed; default 1 */
-    int max_group;     /* coalitions passed to one eval call; default 256 */
+    int max_group;     /* coalitions passed to one eval call (progress is reported between calls); default 32 */
     promptshap_progress_fn progress;
     void * progress_user_data;
 };

@@ -36,7 +36,7 @@ struct promptshap_estimate_params promptshap_estimate_default_params(void) {
         .method = PROMPTSHAP_METHOD_AUTO,
         .n_samples = 64,
         .seed = 1,
-        .max_group = 256,
+        .max_group = 32,
         .progress = NULL,
         .progress_user_data = NULL,
     };
