@@ -49,7 +49,7 @@ typedef struct {
     int32_t start, end, message, channel, ret, call;
 } harmony_ids;
 
-/* Where the harmony parser is within a message. */
+/* Position of the harmony parser within a message. */
 enum harmony_state {
     IN_HEADER,  /* after <|start|>: role, then <|channel|> name */
     IN_CHANNEL, /* after <|channel|>: the channel name */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The last error line libllama logged, so a failed load can say why. */
+/* The last error line libllama logged, quoted when a load fails. */
 static char last_llama_error[256];
 
 static void quiet_log(enum ggml_log_level level, const char * text, void * user_data) {
@@ -50,7 +50,7 @@ enum promptshap_status promptshap_model_load(const char * path, const struct pro
     ps_ok(err);
     struct promptshap_model_params p = params ? *params : promptshap_model_default_params();
 
-    /* check the file before libllama sees it, for a clearer message */
+    /* check the file before libllama opens it, for a clearer message */
     FILE * f = fopen(path, "rb");
     if (!f) {
         return ps_fail(err, PROMPTSHAP_ERR_MODEL, "cannot open model '%s': %s", path, strerror(errno));

@@ -41,7 +41,7 @@ int ps_default_threads(void);
 struct llama_context * ps_context_new(promptshap_model * model, int n_ctx, int n_batch, int n_seq, int n_outputs,
                                       int n_threads);
 
-/* Token ids of the framing around the user's text: head holds BOS and
+/* Token ids of the framing around the user's text: head contains BOS and
  * everything before the message, tail everything between the message and
  * the target (or the generated answer). */
 typedef struct ps_framing {

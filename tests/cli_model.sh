@@ -38,10 +38,15 @@ check '[ $rc -eq 0 ]' "explain --json FILE failed"
 check 'python3 - "$tmp/out.json" <<PY
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert len(d["units"]) == 6 and d["evaluations"] == 64 and d["method"] == "exact"
-assert len(d["matrix"]) == 6 and all(len(r) == len(d["target_tokens"]) for r in d["matrix"])
+assert len(d["units"]) == 6
+assert d["evaluations"] == 64
+assert d["method"] == "exact"
+assert len(d["matrix"]) == 6
+assert all(len(r) == len(d["target_tokens"]) for r in d["matrix"])
 assert abs(sum(u["value"] for u in d["units"]) - (d["v_full"] - d["v_empty"])) < 1e-9 * abs(d["v_full"])
-assert d["units"][1]["text"] == "deep" and d["units"][1]["start"] == 8 and d["units"][1]["end"] == 12
+assert d["units"][1]["text"] == "deep"
+assert d["units"][1]["start"] == 8
+assert d["units"][1]["end"] == 12
 assert len(d["sentences"]) == 3
 for k in ("model", "chat", "seed", "efficiency_gap", "seconds"):
     assert k in d, k
