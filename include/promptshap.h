@@ -308,6 +308,9 @@ struct promptshap_score_params {
     int n_ctx;                           /* max tokens of one scored sequence; 0 = the model's training context */
     int n_batch;                         /* tokens per llama_decode call; default 512 */
     int n_threads;                       /* 0 = all cores */
+    bool (*should_stop)(void * user_data); /* checked between and during decodes; true cancels
+                                              scoring with PROMPTSHAP_ERR_CANCELLED; NULL = never */
+    void * should_stop_data;
 };
 
 struct promptshap_score_params promptshap_score_default_params(void);

@@ -37,9 +37,9 @@ static void put_string(FILE * f, const char * s, size_t n) {
     fputc('"', f);
 }
 
-/* A token's bytes may end inside a UTF-8 character; each byte that is not
- * part of a valid character is written as U+FFFD so the output stays valid
- * JSON. */
+/* Writes bytes that may not be valid UTF-8 (a token's bytes can end inside
+ * a character, a file path is any bytes). Each byte that is not part of a
+ * valid character becomes U+FFFD, so the output stays valid JSON. */
 static void put_token_text(FILE * f, const char * s) {
     size_t n = strlen(s);
     size_t i = 0;
@@ -121,8 +121,8 @@ enum promptshap_status promptshap_result_write_json(const promptshap_result * r,
     fputs(",\n  \"llama_release\": ", f);
     put_string(f, PROMPTSHAP_LLAMA_RELEASE, strlen(PROMPTSHAP_LLAMA_RELEASE));
     fputs(",\n  \"model\": ", f);
-    const char * model = meta && meta->model ? meta->model : "";
-    put_string(f, model, strlen(model));
+    /* a path is bytes, not necessarily UTF-8 */
+    put_token_text(f, meta && meta->model ? meta->model : "");
     fprintf(f, ",\n  \"chat\": \"%s\"", promptshap_chat_name(r->chat));
     fprintf(f, ",\n  \"unit_kind\": \"%s\"", promptshap_unit_kind_name(r->unit_kind));
     fputs(",\n  \"prompt\": ", f);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The last error line libllama logged, quoted when a load fails. */
@@ -51,6 +52,10 @@ enum promptshap_status promptshap_model_load(const char * path, const struct pro
     struct promptshap_model_params p = params ? *params : promptshap_model_default_params();
 
     /* check the file before libllama opens it, for a clearer message */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        return ps_fail(err, PROMPTSHAP_ERR_MODEL, "cannot open model '%s': it is a directory", path);
+    }
     FILE * f = fopen(path, "rb");
     if (!f) {
         return ps_fail(err, PROMPTSHAP_ERR_MODEL, "cannot open model '%s': %s", path, strerror(errno));

@@ -44,6 +44,8 @@ struct promptshap_scorer {
     int n_seq_max;
     int n_outputs_max;             /* logits rows per decode */
     double * seq_values;           /* scratch */
+    bool (*should_stop)(void * user_data);
+    void * should_stop_data;
 };
 
 struct promptshap_score_params promptshap_score_default_params(void) {
@@ -57,6 +59,8 @@ struct promptshap_score_params promptshap_score_default_params(void) {
         .n_ctx = 0,
         .n_batch = 512,
         .n_threads = 0,
+        .should_stop = NULL,
+        .should_stop_data = NULL,
     };
     return p;
 }
@@ -229,10 +233,22 @@ static enum promptshap_status build_token_units(promptshap_scorer * sc, promptsh
     }
     promptshap_align_pieces(sc->prompt, sc->prompt_len, (const char * const *)pieces, lens, n, sc->units);
 
+    /* A character split over several byte tokens (an emoji, say) becomes
+     * one unit: a unit ends only at a character boundary. */
+    int merged = 0;
+    for (int k = 0; k < n; k++) {
+        if (merged > 0 && sc->units[merged - 1].end < sc->prompt_len &&
+            ((unsigned char)sc->prompt[sc->units[merged - 1].end] & 0xc0) == 0x80) {
+            sc->units[merged - 1].end = sc->units[k].end;
+            continue;
+        }
+        sc->units[merged++] = sc->units[k];
+    }
+
     /* a unit's text excludes the whitespace a token carries in front, so
      * coalitions are composed with the prompt's own separators */
     int kept = 0;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < merged; k++) {
         promptshap_span s = sc->units[k];
         while (s.start < s.end && strchr(" \t\n\r\v\f", sc->prompt[s.start])) {
             s.start++;
@@ -544,14 +560,22 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
          * the cases where they do. */
         int n_seq_cells = n_full + 64 < sc->n_ctx_limit ? n_full + 64 : sc->n_ctx_limit;
         sc->n_kv = p.n_batch > n_seq_cells ? p.n_batch : n_seq_cells;
+        /* libllama keeps at least one logits row per sequence slot, so the
+         * slots may not outnumber the rows, and neither the KV cells */
         sc->n_seq_max = (int)llama_max_parallel_sequences();
         if (sc->n_seq_max > 256) {
             sc->n_seq_max = 256;
+        }
+        if (sc->n_seq_max > sc->n_kv) {
+            sc->n_seq_max = sc->n_kv;
         }
         size_t row_bytes = (size_t)model->n_vocab * sizeof(float);
         size_t rows = LOGITS_BUDGET_BYTES / row_bytes;
         if (rows < (size_t)sc->n_target) {
             rows = (size_t)sc->n_target;
+        }
+        if (rows < (size_t)sc->n_seq_max) {
+            rows = (size_t)sc->n_seq_max;
         }
         if (rows > (size_t)sc->n_kv) {
             rows = (size_t)sc->n_kv;
@@ -566,6 +590,11 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
                      "libllama could not create a context of %d tokens%s%s; lower --batch or -c", sc->n_kv,
                      ps_last_llama_error()[0] ? ": " : "", ps_last_llama_error());
         goto fail;
+    }
+    if (p.should_stop) {
+        sc->should_stop = p.should_stop;
+        sc->should_stop_data = p.should_stop_data;
+        llama_set_abort_callback(sc->ctx, p.should_stop, p.should_stop_data);
     }
     sc->batch = llama_batch_init(sc->n_kv, 0, 1);
     sc->seq_values = malloc((size_t)sc->n_target * sizeof(double));
@@ -767,7 +796,16 @@ enum promptshap_status promptshap_scorer_eval(promptshap_scorer * sc, const uint
         }
 
         /* decode and read the kept rows */
+        if (sc->should_stop && sc->should_stop(sc->should_stop_data)) {
+            st = ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
+            break;
+        }
         int ret = llama_decode(sc->ctx, *b);
+        if (ret == 2) {
+            st = ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
+            llama_memory_clear(mem, true);
+            break;
+        }
         if (ret != 0) {
             st = ps_fail(err, PROMPTSHAP_ERR_DECODE,
                          "llama_decode failed with code %d on a batch of %d tokens in %d sequences%s", ret,

@@ -210,6 +210,9 @@ static enum promptshap_status store_eval(coalition_store * s, const promptshap_g
         }
         enum promptshap_status st = game->eval(game->user_data, s->members + done * s->n_words, (int)group,
                                                s->values + done * s->n_outputs, err);
+        if (st == PROMPTSHAP_ERR_CANCELLED) {
+            return ps_fail(err, st, "cancelled after %zu of %zu coalitions", done, s->n);
+        }
         if (st != PROMPTSHAP_OK) {
             return st;
         }
@@ -263,6 +266,9 @@ static enum promptshap_status run_exact(const promptshap_game * game, const stru
             members[k] = (uint64_t)(first + k);
         }
         st = game->eval(game->user_data, members, m, values, err);
+        if (st == PROMPTSHAP_ERR_CANCELLED) {
+            ps_fail(err, st, "cancelled after %ld of %ld coalitions", first, total);
+        }
         if (st != PROMPTSHAP_OK) {
             break;
         }

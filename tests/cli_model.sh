@@ -69,6 +69,62 @@ check '[ $rc -eq 0 ] && grep -q "top 2 units per target token" "$tmp/tok"' "--un
 "$bin" explain -m "$model" -p 'The cat sat. The dog ran. Birds sing.' --target 'A story.' --units sentences >"$tmp/sen" 2>&1
 check 'grep -q "3 sentences, 8 coalitions" "$tmp/sen"' "--units sentences failed: $(cat "$tmp/sen")"
 
+# chat framings: a named template on a model without one; harmony needs its control tokens
+"$bin" explain -m "$model" -p 'tell me a story' --target 'Once upon a time' --chat template --chat-template chatml >"$tmp/tpl" 2>&1
+rc=$?
+check '[ $rc -eq 0 ] && grep -q "template framing, 4 words, 16 coalitions" "$tmp/tpl"' "--chat-template chatml: $(cat "$tmp/tpl")"
+"$bin" explain -m "$model" -p 'tell me a story' --target 'Once' --chat template 2>"$tmp/err"
+rc=$?
+check '[ $rc -eq 1 ] && grep -q "the model has no chat template" "$tmp/err"' "template without one: $(cat "$tmp/err")"
+"$bin" explain -m "$model" -p 'tell me a story' --target 'Once' --chat harmony 2>"$tmp/err"
+rc=$?
+check '[ $rc -eq 1 ] && grep -q "no harmony control tokens" "$tmp/err"' "harmony on a plain model: $(cat "$tmp/err")"
+
+# small batches, output files of every kind
+"$bin" explain -m "$model" -p "$prompt" --target 'Deep learning.' -b 64 --method loo >"$tmp/b64" 2>&1
+rc=$?
+check '[ $rc -eq 0 ]' "-b 64 failed: $(cat "$tmp/b64")"
+echo old >"$tmp/real.json"
+chmod 640 "$tmp/real.json"
+ln -s "$tmp/real.json" "$tmp/link.json"
+"$bin" explain -m "$model" -p hi --target there --method loo -q --json "$tmp/link.json" >/dev/null 2>&1
+check '[ -L "$tmp/link.json" ] && grep -q "\"v_full\"" "$tmp/real.json"' "--json through a symbolic link replaced the link"
+check '[ "$(stat -c %a "$tmp/real.json")" = 640 ]' "--json changed the permissions of an existing file"
+"$bin" explain -m "$model" -p hi --target there --method loo -q --json /dev/null >/dev/null 2>&1
+rc=$?
+check '[ $rc -eq 0 ] && [ -c /dev/null ]' "--json /dev/null failed or replaced the device"
+if [ -c /dev/full ]; then
+    "$bin" explain -m "$model" -p hi --target there --method loo -q --json - >/dev/full 2>"$tmp/err"
+    rc=$?
+    check '[ $rc -eq 1 ] && grep -q "writing to stdout failed" "$tmp/err"' "a full stdout was not reported: $(cat "$tmp/err")"
+fi
+
+# token units keep a character split over byte tokens whole; JSON stays valid
+"$bin" explain -m "$model" -p 'pizza 🍕 now' --target 'yum' --units tokens --method loo --json - >"$tmp/emoji.json" 2>"$tmp/err"
+rc=$?
+check '[ $rc -eq 0 ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1], encoding=\"utf-8\")); assert \"🍕\" in [u[\"text\"] for u in d[\"units\"]]" "$tmp/emoji.json"' \
+    "emoji token units: $(cat "$tmp/err")"
+
+# a generated target is scored as generated: its tokens spell it exactly
+"$bin" explain -m "$model" -p 'Once upon a time' -n 12 --method loo -q --json - >"$tmp/gen.json" 2>/dev/null
+check 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert \"\".join(t[\"text\"] for t in d[\"target_tokens\"]) == d[\"target\"]" "$tmp/gen.json"' \
+    "the generated target was not scored as generated"
+
+# Ctrl-C stops a long run quickly and leaves no file
+"$bin" explain -m "$model" -f "$examples/cases/construction-8-sentences/prompt.txt" \
+    --target-file "$examples/cases/construction-8-sentences/target.txt" --method permutation --samples 2000 \
+    --json "$tmp/sig.json" >/dev/null 2>"$tmp/err" &
+pid=$!
+sleep 2
+kill -INT "$pid"
+start=$(date +%s)
+wait "$pid"
+rc=$?
+took=$(( $(date +%s) - start ))
+check '[ $rc -eq 1 ] && grep -q "cancelled" "$tmp/err"' "SIGINT: exit $rc: $(cat "$tmp/err")"
+check '[ "$took" -le 10 ]' "SIGINT took $took s to stop the run"
+check '[ -z "$(ls "$tmp" | grep sig.json)" ]' "SIGINT left an output file"
+
 # logprob
 "$bin" logprob -m "$model" -p 'Once upon a' --target 'time' --json "$tmp/lp.json" >"$tmp/lp" 2>&1
 check 'grep -q "total" "$tmp/lp" && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d[\"total_logprob\"] > -0.5" "$tmp/lp.json"' \

@@ -55,6 +55,13 @@ expect 2 "--seed needs a non-negative integer" explain -m m.gguf -p hi --seed -1
 expect 2 "-t needs an integer" explain -m m.gguf -p hi -t 0
 expect 2 "--temp needs a number" explain -m m.gguf -p hi --temp x
 expect 2 "unexpected argument" explain -m m.gguf hello
+expect 2 "--seed needs a non-negative integer: ' -5'" explain -m m.gguf -p hi --seed ' -5'
+expect 2 "--date must be a date YYYY-MM-DD: 'abcd-ef-gh'" explain -m m.gguf -p hi --date abcd-ef-gh
+expect 2 "--chat-template needs a template" explain -m m.gguf -p hi --chat-template ''
+expect 2 "--chat-template applies to template framing only, not: 'none'" explain -m m.gguf -p hi --chat none --chat-template chatml
+expect 2 "--reasoning and --date apply to harmony framing only, not: 'none'" explain -m m.gguf -p hi --chat none --reasoning low
+expect 2 "--target-sep applies to none framing only, not: 'harmony'" explain -m m.gguf -p hi --chat harmony --target-sep x
+expect 2 "-n and --temp apply to generation, but a target is given" explain -m m.gguf -p hi --target x -n 5
 
 # runtime errors before any model work
 expect 1 "cannot open model '$tmp/missing.gguf'" explain -m "$tmp/missing.gguf" -p hi --target x
@@ -63,6 +70,12 @@ expect 1 "is not a GGUF model file" explain -m "$tmp/fake.gguf" -p hi --target x
 printf 'GGUF\003\000\000\000' >"$tmp/truncated.gguf"
 expect 1 "could not load '$tmp/truncated.gguf'" explain -m "$tmp/truncated.gguf" -p hi --target x
 expect 1 "cannot read the prompt file '$tmp/nope.txt'" explain -m "$tmp/fake.gguf" -f "$tmp/nope.txt" --target x
+mkdir "$tmp/dir"
+expect 1 "cannot open model '$tmp/dir': it is a directory" explain -m "$tmp/dir" -p hi --target x
+expect 1 "cannot read the prompt file '$tmp/dir': it is a directory" explain -m "$tmp/fake.gguf" -f "$tmp/dir" --target x
+expect 1 "cannot write '$tmp/dir': it is a directory" explain -m "$tmp/fake.gguf" -p hi --target x --json "$tmp/dir"
+ln -s "$tmp/no/such/file.json" "$tmp/dangling.json"
+expect 1 "symbolic link to a missing file" explain -m "$tmp/fake.gguf" -p hi --target x --json "$tmp/dangling.json"
 expect 1 "the directory '$tmp/no/such' does not exist" explain -m "$tmp/fake.gguf" -p hi --target x --json "$tmp/no/such/out.json"
 
 echo "$pass passed, $fail failed"

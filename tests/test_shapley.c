@@ -298,7 +298,7 @@ static void test_defaults(void) {
     struct promptshap_estimate_params params = promptshap_estimate_default_params();
     CHECK(params.n_samples == 64);
     CHECK(params.seed == 1);
-    CHECK(params.max_group == 256);
+    CHECK(params.max_group == 32);
     CHECK(params.progress == NULL);
 }
 

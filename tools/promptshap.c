@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -52,7 +53,8 @@ static const char * usage_text =
     "      --units KIND         words, tokens or sentences (default: words)\n"
     "      --method M           auto, exact, permutation or loo (default: auto = exact up to 12 units,\n"
     "                           permutation above; exact is limited to 20 units)\n"
-    "      --samples N          permutation: permutations drawn, in antithetic pairs (default: 64)\n"
+    "      --samples N          permutation: permutations drawn, at least 4, in antithetic pairs\n"
+    "                           (an odd N is rounded up; default: 64)\n"
     "      --seed N             permutation and sampling seed (default: 1)\n"
     "      --sentences          also aggregate over the target's sentences (sum, sum of |x|, mean of |x|)\n"
     "      --top-k K            list the K most influential units for each target token\n"
@@ -98,6 +100,10 @@ struct cli {
     int top_k;
     bool quiet;
     bool verbose;
+    bool samples_set;   /* options that apply only in some runs, for warnings */
+    bool reasoning_set;
+    bool sep_set;
+    bool generation_set;
 };
 
 /*
@@ -156,7 +162,7 @@ static double parse_double(const char * opt, const char * s, double min, double 
 static uint64_t parse_seed(const char * s) {
     char * end = NULL;
     errno = 0;
-    if (s[0] == '-') {
+    if (s[0] < '0' || s[0] > '9') {
         usage_error("--seed needs a non-negative integer", s);
     }
     unsigned long long v = strtoull(s, &end, 10);
@@ -164,6 +170,20 @@ static uint64_t parse_seed(const char * s) {
         usage_error("--seed needs a non-negative integer", s);
     }
     return (uint64_t)v;
+}
+
+static bool is_date(const char * s) {
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') {
+        return false;
+    }
+    for (int k = 0; k < 10; k++) {
+        if (k != 4 && k != 7 && (s[k] < '0' || s[k] > '9')) {
+            return false;
+        }
+    }
+    int month = (s[5] - '0') * 10 + (s[6] - '0');
+    int day = (s[8] - '0') * 10 + (s[9] - '0');
+    return month >= 1 && month <= 12 && day >= 1 && day <= 31;
 }
 
 static bool is_opt(const char * arg, const char * short_name, const char * long_name) {
@@ -192,7 +212,6 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
     c->gp = promptshap_generate_default_params();
     c->mp = promptshap_model_default_params();
     bool method_set = false;
-    bool samples_set = false;
 
     if (argc < 2) {
         fputs("promptshap: a command is required: 'explain' or 'logprob'\n"
@@ -257,18 +276,24 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
                 usage_error("--chat must be auto, none, template or harmony", v);
             }
         } else if (is_opt(a, NULL, "--chat-template")) {
+            if (v[0] == '\0') {
+                usage_error("--chat-template needs a template name or template text", v);
+            }
             c->ep.score.chat_template = v;
         } else if (is_opt(a, NULL, "--reasoning")) {
             if (!promptshap_reasoning_parse(v, &c->ep.score.reasoning)) {
                 usage_error("--reasoning must be low, medium or high", v);
             }
+            c->reasoning_set = true;
         } else if (is_opt(a, NULL, "--date")) {
-            if (strlen(v) != 10 || v[4] != '-' || v[7] != '-') {
-                usage_error("--date must be YYYY-MM-DD", v);
+            if (!is_date(v)) {
+                usage_error("--date must be a date YYYY-MM-DD", v);
             }
             c->ep.score.harmony_date = v;
+            c->reasoning_set = true;
         } else if (is_opt(a, NULL, "--target-sep")) {
             c->ep.score.target_sep = v;
+            c->sep_set = true;
         } else if (is_opt(a, NULL, "--units")) {
             if (!promptshap_unit_kind_parse(v, &c->ep.score.units)) {
                 usage_error("--units must be words, tokens or sentences", v);
@@ -280,7 +305,7 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
             method_set = true;
         } else if (is_opt(a, NULL, "--samples")) {
             c->ep.estimate.n_samples = (int)parse_long(a, v, 4, 1000000);
-            samples_set = true;
+            c->samples_set = true;
         } else if (is_opt(a, NULL, "--seed")) {
             c->ep.estimate.seed = parse_seed(v);
             c->gp.seed = c->ep.estimate.seed;
@@ -288,8 +313,10 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
             c->top_k = (int)parse_long(a, v, 1, 1000000);
         } else if (is_opt(a, "-n", "--n-predict")) {
             c->gp.n_predict = (int)parse_long(a, v, 1, 1000000);
+            c->generation_set = true;
         } else if (is_opt(a, NULL, "--temp")) {
             c->gp.temperature = (float)parse_double(a, v, 0.0, 100.0);
+            c->generation_set = true;
         } else if (is_opt(a, "-c", "--ctx-size")) {
             c->ep.score.n_ctx = (int)parse_long(a, v, 0, INT_MAX / 4);
         } else if (is_opt(a, "-b", "--batch")) {
@@ -321,9 +348,22 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
     if (c->command == CMD_LOGPROB && !c->target && !c->target_file) {
         usage_error("logprob needs a target", "--target");
     }
-    if (samples_set && method_set && c->ep.estimate.method != PROMPTSHAP_METHOD_PERMUTATION &&
+    if (c->samples_set && method_set && c->ep.estimate.method != PROMPTSHAP_METHOD_PERMUTATION &&
         c->ep.estimate.method != PROMPTSHAP_METHOD_AUTO) {
         usage_error("--samples applies to the permutation method only", promptshap_method_name(c->ep.estimate.method));
+    }
+    enum promptshap_chat chat = c->ep.score.chat;
+    if (c->ep.score.chat_template && (chat == PROMPTSHAP_CHAT_NONE || chat == PROMPTSHAP_CHAT_HARMONY)) {
+        usage_error("--chat-template applies to template framing only, not", promptshap_chat_name(chat));
+    }
+    if (c->reasoning_set && (chat == PROMPTSHAP_CHAT_NONE || chat == PROMPTSHAP_CHAT_TEMPLATE)) {
+        usage_error("--reasoning and --date apply to harmony framing only, not", promptshap_chat_name(chat));
+    }
+    if (c->sep_set && (chat == PROMPTSHAP_CHAT_TEMPLATE || chat == PROMPTSHAP_CHAT_HARMONY)) {
+        usage_error("--target-sep applies to none framing only, not", promptshap_chat_name(chat));
+    }
+    if (c->generation_set && (c->target || c->target_file)) {
+        usage_error("-n and --temp apply to generation, but a target is given", c->target ? "--target" : "--target-file");
     }
 }
 
@@ -333,6 +373,11 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
 
 /* Reads a whole file; NULL with a message on failure. */
 static char * read_file(const char * path, const char * what, size_t * len) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        runtime_error("cannot read the %s file '%s': it is a directory", what, path);
+        return NULL;
+    }
     FILE * f = fopen(path, "rb");
     if (!f) {
         runtime_error("cannot read the %s file '%s': %s", what, path, strerror(errno));
@@ -358,7 +403,7 @@ static char * read_file(const char * path, const char * what, size_t * len) {
     bool failed = ferror(f) != 0;
     fclose(f);
     if (!buf || failed) {
-        runtime_error("reading the %s file '%s' failed", what, path);
+        runtime_error("reading the %s file '%s' failed: %s", what, path, buf ? strerror(errno) : "out of memory");
         free(buf);
         return NULL;
     }
@@ -367,19 +412,62 @@ static char * read_file(const char * path, const char * what, size_t * len) {
     return buf;
 }
 
-/* Checks before any model work that an output file can be created. */
-static bool check_output_path(const char * path) {
-    char dir[4096];
-    const char * slash = strrchr(path, '/');
+/* Where and how an output file is written. A new or regular file is
+ * written to a temporary name in its directory and renamed, so readers
+ * never see a partial file, and keeps an existing file's permissions. A
+ * symbolic link is followed. A device or pipe (/dev/stdout, a FIFO) is
+ * written in place, since it cannot be replaced. */
+typedef struct {
+    char path[PATH_MAX]; /* the file written: the request with links resolved */
+    bool in_place;       /* device or pipe: no temporary file */
+    bool exists;
+    mode_t mode;         /* permissions of the existing file */
+    FILE * f;
+    char tmp[PATH_MAX + 16];
+} output_file;
+
+/* Resolves and checks an output path before any model work. */
+static bool output_prepare(output_file * o, const char * path) {
+    memset(o, 0, sizeof(*o));
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+        if (!realpath(path, o->path)) {
+            runtime_error("cannot write '%s': it is a symbolic link to a missing file", path);
+            return false;
+        }
+    } else if (snprintf(o->path, sizeof(o->path), "%s", path) >= (int)sizeof(o->path)) {
+        runtime_error("cannot write '%s': the path is too long", path);
+        return false;
+    }
+
+    if (stat(o->path, &sb) == 0) {
+        o->exists = true;
+        o->mode = sb.st_mode & 07777;
+        if (S_ISDIR(sb.st_mode)) {
+            runtime_error("cannot write '%s': it is a directory", path);
+            return false;
+        }
+        if (access(o->path, W_OK) != 0) {
+            runtime_error("cannot write '%s': %s", path, strerror(errno));
+            return false;
+        }
+        if (!S_ISREG(sb.st_mode)) {
+            o->in_place = true;
+            return true;
+        }
+    }
+
+    /* the directory must exist and accept the temporary file */
+    char dir[PATH_MAX];
+    const char * slash = strrchr(o->path, '/');
     if (!slash) {
         snprintf(dir, sizeof(dir), ".");
-    } else if (slash == path) {
+    } else if (slash == o->path) {
         snprintf(dir, sizeof(dir), "/");
     } else {
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - o->path), o->path);
     }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         runtime_error("cannot write '%s': the directory '%s' does not exist", path, dir);
         return false;
     }
@@ -387,52 +475,68 @@ static bool check_output_path(const char * path) {
         runtime_error("cannot write '%s': no write permission in '%s'", path, dir);
         return false;
     }
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        runtime_error("cannot write '%s': it is a directory", path);
-        return false;
-    }
     return true;
 }
 
-/* Writes a file through a temporary name in the same directory and a
- * rename, so readers never see a partial file. */
-typedef struct {
-    FILE * f;
-    char tmp[4200];
-    const char * path;
-} atomic_file;
-
-static bool atomic_open(atomic_file * a, const char * path) {
-    a->path = path;
-    snprintf(a->tmp, sizeof(a->tmp), "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(a->tmp);
+static bool output_open(output_file * o) {
+    if (o->in_place) {
+        o->f = fopen(o->path, "w");
+        if (!o->f) {
+            runtime_error("cannot open '%s': %s", o->path, strerror(errno));
+        }
+        return o->f != NULL;
+    }
+    snprintf(o->tmp, sizeof(o->tmp), "%s.XXXXXX", o->path);
+    int fd = mkstemp(o->tmp);
     if (fd < 0) {
-        runtime_error("cannot create a temporary file next to '%s': %s", path, strerror(errno));
+        runtime_error("cannot create a temporary file next to '%s': %s", o->path, strerror(errno));
         return false;
     }
-    a->f = fdopen(fd, "w");
-    if (!a->f) {
+    o->f = fdopen(fd, "w");
+    if (!o->f) {
+        runtime_error("cannot open '%s': %s", o->tmp, strerror(errno));
         close(fd);
-        unlink(a->tmp);
-        runtime_error("cannot open '%s': %s", a->tmp, strerror(errno));
+        unlink(o->tmp);
         return false;
     }
     return true;
 }
 
-static bool atomic_commit(atomic_file * a) {
-    bool ok = fflush(a->f) == 0 && fsync(fileno(a->f)) == 0;
-    ok = (fclose(a->f) == 0) && ok;
-    if (ok) {
-        /* mkstemp creates mode 0600; give the file the usual permissions */
-        mode_t mask = umask(0);
-        umask(mask);
-        chmod(a->tmp, 0666 & ~mask);
-        ok = rename(a->tmp, a->path) == 0;
+/* Drops a file that failed half-way. */
+static void output_abandon(output_file * o) {
+    if (o->f) {
+        fclose(o->f);
+        o->f = NULL;
+    }
+    if (!o->in_place && o->tmp[0]) {
+        unlink(o->tmp);
+    }
+}
+
+static bool output_commit(output_file * o) {
+    bool ok = fflush(o->f) == 0;
+    if (!o->in_place) {
+        ok = ok && fsync(fileno(o->f)) == 0;
+    }
+    int saved = errno;
+    ok = (fclose(o->f) == 0) && ok;
+    o->f = NULL;
+    if (ok && !o->in_place) {
+        /* mkstemp creates mode 0600: give the usual or the previous permissions */
+        mode_t mode = o->mode;
+        if (!o->exists) {
+            mode_t mask = umask(0);
+            umask(mask);
+            mode = 0666 & ~mask;
+        }
+        ok = chmod(o->tmp, mode) == 0 && rename(o->tmp, o->path) == 0;
+        saved = errno;
     }
     if (!ok) {
-        runtime_error("writing '%s' failed: %s", a->path, strerror(errno));
-        unlink(a->tmp);
+        runtime_error("writing '%s' failed: %s", o->path, strerror(saved));
+        if (!o->in_place) {
+            unlink(o->tmp);
+        }
     }
     return ok;
 }
@@ -446,6 +550,23 @@ static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) {
     (void)sig;
     interrupted = 1;
+}
+
+/* SIGINT and SIGTERM ask the run to stop at the next decode; output files
+ * are written only after a complete run, so nothing partial is left. A
+ * repeated signal changes nothing. */
+static void catch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static bool should_stop(void * user_data) {
+    (void)user_data;
+    return interrupted != 0;
 }
 
 struct progress {
@@ -657,30 +778,26 @@ static void print_sentences(const promptshap_result * r) {
     }
 }
 
-static int write_json(const struct cli * c, const promptshap_result * r) {
+static int write_json(const struct cli * c, output_file * out, const promptshap_result * r) {
     struct promptshap_json_meta meta = {
         .model = c->model,
         .seed = c->ep.estimate.seed,
         .include_timing = true,
     };
     if (strcmp(c->json, "-") == 0) {
-        if (promptshap_result_write_json(r, &meta, stdout) != PROMPTSHAP_OK) {
-            runtime_error("writing JSON to stdout failed");
-            return EXIT_RUNTIME;
-        }
+        /* stdout is checked for write errors at exit */
+        promptshap_result_write_json(r, &meta, stdout);
         return 0;
     }
-    atomic_file a;
-    if (!atomic_open(&a, c->json)) {
+    if (!output_open(out)) {
         return EXIT_RUNTIME;
     }
-    if (promptshap_result_write_json(r, &meta, a.f) != PROMPTSHAP_OK) {
-        fclose(a.f);
-        unlink(a.tmp);
+    if (promptshap_result_write_json(r, &meta, out->f) != PROMPTSHAP_OK) {
         runtime_error("writing '%s' failed", c->json);
+        output_abandon(out);
         return EXIT_RUNTIME;
     }
-    return atomic_commit(&a) ? 0 : EXIT_RUNTIME;
+    return output_commit(out) ? 0 : EXIT_RUNTIME;
 }
 
 static void print_logprobs(const promptshap_result * r) {
@@ -699,6 +816,25 @@ static void print_logprobs(const promptshap_result * r) {
         total += r->target_tokens[t].logprob;
     }
     printf("total %+.6f nats over %d tokens (%s framing)\n", total, r->n_target_tokens, promptshap_chat_name(r->chat));
+}
+
+/* Options whose use depends on what auto settings resolved to. */
+static void warn_unused_options(const struct cli * c, const promptshap_result * r) {
+    if (c->samples_set && r->estimate && r->estimate->method != PROMPTSHAP_METHOD_PERMUTATION) {
+        fprintf(stderr, "promptshap: warning: --samples ignored: the method chosen was %s (use --method permutation)\n",
+                promptshap_method_name(r->estimate->method));
+    }
+    if (c->reasoning_set && r->chat != PROMPTSHAP_CHAT_HARMONY) {
+        fprintf(stderr, "promptshap: warning: --reasoning and --date ignored: the framing is %s\n",
+                promptshap_chat_name(r->chat));
+    }
+    if (c->sep_set && r->chat != PROMPTSHAP_CHAT_NONE) {
+        fprintf(stderr, "promptshap: warning: --target-sep ignored: the framing is %s\n", promptshap_chat_name(r->chat));
+    }
+    if (c->ep.score.chat_template && r->chat != PROMPTSHAP_CHAT_TEMPLATE) {
+        fprintf(stderr, "promptshap: warning: --chat-template ignored: the framing is %s\n",
+                promptshap_chat_name(r->chat));
+    }
 }
 
 /*
@@ -738,7 +874,8 @@ int main(int argc, char ** argv) {
         target = malloc(target_len + 1);
         memcpy(target, c.target, target_len + 1);
     }
-    if (c.json && !json_stdout && !check_output_path(c.json)) {
+    output_file json_out;
+    if (c.json && !json_stdout && !output_prepare(&json_out, c.json)) {
         free(prompt);
         free(target);
         return EXIT_RUNTIME;
@@ -763,6 +900,10 @@ int main(int argc, char ** argv) {
             return EXIT_RUNTIME;
         }
         target_len = strlen(target);
+        /* the generated text continues the prompt exactly as it was produced */
+        if (!c.sep_set) {
+            c.ep.score.target_sep = "";
+        }
         FILE * out = json_stdout ? stderr : stdout;
         fprintf(out, "generated target (%s, %d tokens max):\n", c.gp.temperature > 0 ? "sampled" : "greedy",
                 c.gp.n_predict);
@@ -774,8 +915,8 @@ int main(int argc, char ** argv) {
         .start = now_seconds(),
         .enabled = !c.quiet && isatty(STDERR_FILENO),
     };
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    catch_signals();
+    c.ep.score.should_stop = should_stop;
     c.ep.estimate.progress = on_progress;
     c.ep.estimate.progress_user_data = &prog;
     promptshap_result * r = NULL;
@@ -808,12 +949,21 @@ int main(int argc, char ** argv) {
             }
         }
         if (c.json) {
-            rc = write_json(&c, r);
+            rc = write_json(&c, &json_out, r);
         }
+    }
+    if (rc == 0 && r) {
+        warn_unused_options(&c, r);
     }
     promptshap_result_free(r);
     promptshap_model_free(model);
     free(prompt);
     free(target);
+
+    /* results that never reached stdout are a failure */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        runtime_error("writing to stdout failed: %s", strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
     return rc;
 }
