@@ -596,7 +596,7 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
         sc->should_stop_data = p.should_stop_data;
         llama_set_abort_callback(sc->ctx, p.should_stop, p.should_stop_data);
     }
-    sc->batch = llama_batch_init(sc->n_kv, 0, 1);
+    sc->batch = llama_batch_init(sc->n_kv, 0, sc->n_seq_max);
     sc->seq_values = malloc((size_t)sc->n_target * sizeof(double));
     if (!sc->batch.token || !sc->seq_values) {
         st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory for a batch of %d tokens", sc->n_kv);
@@ -730,106 +730,182 @@ static enum promptshap_status check_values(const promptshap_scorer * sc, const u
     return PROMPTSHAP_OK;
 }
 
-enum promptshap_status promptshap_scorer_eval(promptshap_scorer * sc, const uint64_t * members, int n,
-                                              double * values, promptshap_error * err) {
+/* One coalition's token sequence during promptshap_scorer_eval. */
+typedef struct {
+    int32_t * tokens;  /* [len]: context, then the target */
+    int len;
+    int n_context;     /* tokens before the target */
+    int coalition;     /* index in the caller's list */
+} scored_seq;
+
+static int lcp(const scored_seq * a, const scored_seq * b) {
+    int n = a->len < b->len ? a->len : b->len;
+    int k = 0;
+    while (k < n && a->tokens[k] == b->tokens[k]) {
+        k++;
+    }
+    return k;
+}
+
+static int compare_seq(const void * pa, const void * pb) {
+    const scored_seq * a = pa;
+    const scored_seq * b = pb;
+    int n = a->len < b->len ? a->len : b->len;
+    for (int k = 0; k < n; k++) {
+        if (a->tokens[k] != b->tokens[k]) {
+            return a->tokens[k] < b->tokens[k] ? -1 : 1;
+        }
+    }
+    return (a->len > b->len) - (a->len < b->len);
+}
+
+/* Decodes seqs[first, last) as one prefix tree in a single llama_decode call
+ * and stores each sequence's target log-probabilities. In sorted order a
+ * sequence shares the most tokens with its predecessor, so the tree's
+ * tokens are found by walking the list: a shared token is placed once and
+ * carries the ids of every sequence that passes through it. path[pos] is
+ * the batch index of the current sequence's token at pos; rows[id][t] is
+ * the batch index whose logits score target token t of sequence id. */
+static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_seq * seqs, int first, int last,
+                                          const uint64_t * members, double * values, int * path, int * rows,
+                                          promptshap_error * err) {
     const int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
     const int T = sc->n_target;
     struct llama_batch * b = &sc->batch;
     llama_memory_t mem = llama_get_memory(sc->ctx);
-
-    /* one entry per sequence placed in the current decode */
-    int * seq_coalition = malloc((size_t)sc->n_seq_max * sizeof(int));
-    int * seq_first_out = malloc((size_t)sc->n_seq_max * sizeof(int));
     enum promptshap_status st = PROMPTSHAP_OK;
-    if (!seq_coalition || !seq_first_out) {
-        free(seq_coalition);
-        free(seq_first_out);
-        return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
-    }
 
-    int k = 0;
-    while (k < n && st == PROMPTSHAP_OK) {
-        /* pack whole sequences until tokens, sequences or logits rows run out */
-        b->n_tokens = 0;
-        int n_seq = 0;
-        int n_out = 0;
-        while (k < n && n_seq < sc->n_seq_max) {
-            int32_t * ctx_ids = NULL;
-            int n_context = context_tokens(sc, members + (size_t)k * W, &ctx_ids);
-            if (n_context < 0) {
-                st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing coalition %d failed", k);
-                break;
-            }
-            int len = n_context + T;
-            if (len > sc->n_kv || len > sc->n_ctx_limit) {
-                free(ctx_ids);
-                char who[128];
-                describe_members(sc, members + (size_t)k * W, who, sizeof(who));
-                st = ps_fail(err, PROMPTSHAP_ERR_TOO_LONG,
-                             "the coalition of units %s needs %d tokens, more than the context of %d; raise -c", who,
-                             len, sc->n_kv < sc->n_ctx_limit ? sc->n_kv : sc->n_ctx_limit);
-                break;
-            }
-            if (n_seq > 0 && (b->n_tokens + len > sc->n_kv || n_out + T > sc->n_outputs_max)) {
-                free(ctx_ids);
-                break;
-            }
-            for (int j = 0; j < len; j++) {
-                int idx = b->n_tokens + j;
-                b->token[idx] = j < n_context ? ctx_ids[j] : sc->target_ids[j - n_context];
-                b->pos[idx] = j;
+    /* build the tree in the batch */
+    b->n_tokens = 0;
+    for (int j = first; j < last; j++) {
+        const scored_seq * q = &seqs[j];
+        int id = j - first;
+        int shared = j > first ? lcp(&seqs[j - 1], q) : 0;
+        for (int pos = 0; pos < q->len; pos++) {
+            int idx;
+            if (pos < shared) {
+                idx = path[pos];
+                b->seq_id[idx][b->n_seq_id[idx]++] = id;
+            } else {
+                idx = b->n_tokens++;
+                b->token[idx] = q->tokens[pos];
+                b->pos[idx] = pos;
                 b->n_seq_id[idx] = 1;
-                b->seq_id[idx][0] = n_seq;
-                /* position j predicts token j + 1: keep the rows that predict the target */
-                b->logits[idx] = (j >= n_context - 1 && j < len - 1) ? 1 : 0;
+                b->seq_id[idx][0] = id;
+                b->logits[idx] = 0;
+                path[pos] = idx;
             }
-            free(ctx_ids);
-            b->n_tokens += len;
-            seq_coalition[n_seq] = k;
-            seq_first_out[n_seq] = b->n_tokens - len + n_context - 1;
-            n_seq++;
-            n_out += T;
-            k++;
-        }
-        if (st != PROMPTSHAP_OK || n_seq == 0) {
-            break;
-        }
-
-        /* decode and read the kept rows */
-        if (sc->should_stop && sc->should_stop(sc->should_stop_data)) {
-            st = ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
-            break;
-        }
-        int ret = llama_decode(sc->ctx, *b);
-        if (ret == 2) {
-            st = ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
-            llama_memory_clear(mem, true);
-            break;
-        }
-        if (ret != 0) {
-            st = ps_fail(err, PROMPTSHAP_ERR_DECODE,
-                         "llama_decode failed with code %d on a batch of %d tokens in %d sequences%s", ret,
-                         b->n_tokens, n_seq, ret == 1 ? ": no KV cache slot; lower --batch" : "");
-            break;
-        }
-        for (int s = 0; s < n_seq && st == PROMPTSHAP_OK; s++) {
-            double * out = values + (size_t)seq_coalition[s] * T;
-            for (int t = 0; t < T; t++) {
-                const float * row = llama_get_logits_ith(sc->ctx, seq_first_out[s] + t);
-                if (!row) {
-                    st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "libllama returned no logits for a scored position");
-                    break;
-                }
-                out[t] = log_softmax_at(row, sc->model->n_vocab, sc->target_ids[t]);
-            }
-            if (st == PROMPTSHAP_OK) {
-                st = check_values(sc, members + (size_t)seq_coalition[s] * W, out, err);
+            /* position pos predicts token pos + 1: keep the rows that predict the target */
+            if (pos >= q->n_context - 1 && pos < q->len - 1) {
+                b->logits[idx] = 1;
             }
         }
-        llama_memory_clear(mem, true);
+        /* the rows that score this sequence's target, before path is overwritten */
+        for (int t = 0; t < T; t++) {
+            rows[(size_t)id * T + t] = path[q->n_context - 1 + t];
+        }
     }
-    free(seq_coalition);
-    free(seq_first_out);
+
+    /* decode */
+    if (sc->should_stop && sc->should_stop(sc->should_stop_data)) {
+        return ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
+    }
+    int ret = llama_decode(sc->ctx, *b);
+    if (ret != 0) {
+        llama_memory_clear(mem, true);
+        if (ret == 2) {
+            return ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
+        }
+        return ps_fail(err, PROMPTSHAP_ERR_DECODE,
+                       "llama_decode failed with code %d on a batch of %d tokens in %d sequences%s", ret,
+                       b->n_tokens, last - first, ret == 1 ? ": no KV cache slot; lower --batch" : "");
+    }
+
+    /* read the kept rows */
+    for (int j = first; j < last && st == PROMPTSHAP_OK; j++) {
+        const scored_seq * q = &seqs[j];
+        int id = j - first;
+        double * out = values + (size_t)q->coalition * T;
+        for (int t = 0; t < T; t++) {
+            int idx = rows[(size_t)id * T + t];
+            const float * row = llama_get_logits_ith(sc->ctx, idx);
+            if (!row) {
+                st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "libllama returned no logits for a scored position");
+                break;
+            }
+            out[t] = log_softmax_at(row, sc->model->n_vocab, sc->target_ids[t]);
+        }
+        if (st == PROMPTSHAP_OK) {
+            st = check_values(sc, members + (size_t)q->coalition * W, out, err);
+        }
+    }
+    llama_memory_clear(mem, true);
+    return st;
+}
+
+enum promptshap_status promptshap_scorer_eval(promptshap_scorer * sc, const uint64_t * members, int n,
+                                              double * values, promptshap_error * err) {
+    const int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
+    const int T = sc->n_target;
+    enum promptshap_status st = PROMPTSHAP_OK;
+    scored_seq * seqs = calloc((size_t)n + 1, sizeof(scored_seq));
+    int * path = malloc((size_t)sc->n_kv * sizeof(int));
+    int * rows = malloc((size_t)sc->n_seq_max * (size_t)T * sizeof(int));
+    if (!seqs || !path || !rows) {
+        st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory for %d coalitions", n);
+        goto done;
+    }
+
+    /* every coalition's full sequence */
+    for (int k = 0; k < n; k++) {
+        scored_seq * q = &seqs[k];
+        q->coalition = k;
+        q->n_context = context_tokens(sc, members + (size_t)k * W, &q->tokens);
+        if (q->n_context < 0) {
+            st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing coalition %d failed", k);
+            goto done;
+        }
+        q->len = q->n_context + T;
+        if (q->len > sc->n_kv || q->len > sc->n_ctx_limit) {
+            char who[128];
+            describe_members(sc, members + (size_t)k * W, who, sizeof(who));
+            st = ps_fail(err, PROMPTSHAP_ERR_TOO_LONG,
+                         "the coalition of units %s needs %d tokens, more than the context of %d; raise -c", who,
+                         q->len, sc->n_kv < sc->n_ctx_limit ? sc->n_kv : sc->n_ctx_limit);
+            goto done;
+        }
+        memcpy(q->tokens + q->n_context, sc->target_ids, (size_t)T * sizeof(int32_t));
+    }
+
+    /* Sorted, neighbours share the longest prefixes. Cut the list into
+     * trees whose distinct tokens fit the KV cells of one decode, within
+     * the sequence and logits-row limits. */
+    qsort(seqs, (size_t)n, sizeof(scored_seq), compare_seq);
+    int first = 0;
+    while (first < n && st == PROMPTSHAP_OK) {
+        int last = first + 1;
+        int n_tokens = seqs[first].len;
+        int n_rows = T;
+        while (last < n && last - first < sc->n_seq_max) {
+            int add = seqs[last].len - lcp(&seqs[last - 1], &seqs[last]);
+            if (n_tokens + add > sc->n_kv || n_rows + T > sc->n_outputs_max) {
+                break;
+            }
+            n_tokens += add;
+            n_rows += T;
+            last++;
+        }
+        st = decode_tree(sc, seqs, first, last, members, values, path, rows, err);
+        first = last;
+    }
+
+done:
+    for (int k = 0; seqs && k < n; k++) {
+        free(seqs[k].tokens);
+    }
+    free(seqs);
+    free(path);
+    free(rows);
     return st;
 }
 

@@ -152,6 +152,75 @@ static void test_batched_matches_reference(void) {
     promptshap_scorer_free(sc);
 }
 
+/* Coalitions decoded together as one prefix tree score exactly as each
+ * decoded alone, with raw and with chat framing (whose long shared prefix
+ * is placed once), including two coalitions whose sequences are equal. */
+static void check_tree_matches_alone(promptshap_scorer * sc, const char * what) {
+    const int n = promptshap_scorer_n_units(sc);
+    const int T = promptshap_scorer_n_target_tokens(sc);
+    const int count = 1 << n;
+    uint64_t * members = malloc((size_t)count * sizeof(uint64_t));
+    double * together = malloc((size_t)count * T * sizeof(double));
+    double * alone = malloc((size_t)T * sizeof(double));
+    for (int k = 0; k < count; k++) {
+        members[k] = (uint64_t)k;
+    }
+    CHECK(promptshap_scorer_eval(sc, members, count, together, NULL) == PROMPTSHAP_OK);
+    double worst = 0.0;
+    for (int k = 0; k < count; k++) {
+        CHECK(promptshap_scorer_eval(sc, &members[k], 1, alone, NULL) == PROMPTSHAP_OK);
+        for (int t = 0; t < T; t++) {
+            double d = fabs(together[(size_t)k * T + t] - alone[t]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    printf("%s: one tree vs one sequence at a time: max difference %.3g nats\n", what, worst);
+    CHECK(worst < 1e-4);
+    free(members);
+    free(together);
+    free(alone);
+}
+
+static void test_prefix_tree(void) {
+    size_t len = 0;
+    char * target = read_text(PROMPTSHAP_EXAMPLES_DIR "/cases/deep-learning-short/target.txt", &len);
+    promptshap_scorer * sc = raw_scorer("explain deep leaning in 50 words", target);
+    if (sc) {
+        check_tree_matches_alone(sc, "raw framing");
+        promptshap_scorer_free(sc);
+    }
+
+    struct promptshap_score_params sp = promptshap_score_default_params();
+    sp.chat = PROMPTSHAP_CHAT_TEMPLATE;
+    sp.chat_template = "chatml";
+    sc = NULL;
+    const char * prompt = "explain deep leaning in 50 words";
+    CHECK(promptshap_scorer_init(model, prompt, strlen(prompt), target, len, &sp, &sc, NULL) == PROMPTSHAP_OK);
+    if (sc) {
+        check_tree_matches_alone(sc, "chatml framing");
+        promptshap_scorer_free(sc);
+    }
+    free(target);
+
+    /* {0} and {1} of "the the" are the same text, so the same sequence */
+    sc = raw_scorer("the the", "cat sat.");
+    if (sc) {
+        const int T = promptshap_scorer_n_target_tokens(sc);
+        uint64_t members[2] = {1, 2};
+        double * v = malloc((size_t)2 * T * sizeof(double));
+        double * ref = malloc((size_t)T * sizeof(double));
+        CHECK(promptshap_scorer_eval(sc, members, 2, v, NULL) == PROMPTSHAP_OK);
+        CHECK(promptshap_scorer_eval_reference(sc, &members[0], ref, NULL) == PROMPTSHAP_OK);
+        for (int t = 0; t < T; t++) {
+            CHECK(v[t] == v[T + t]);
+            CHECK_NEAR(v[t], ref[t], 1e-4);
+        }
+        free(v);
+        free(ref);
+        promptshap_scorer_free(sc);
+    }
+}
+
 static promptshap_result * explain_case(const char * name, enum promptshap_method method, int samples,
                                         bool sentences) {
     char path[512];
@@ -346,6 +415,7 @@ int main(void) {
     test_known_logprob();
     test_alignment();
     test_batched_matches_reference();
+    test_prefix_tree();
     test_exact_efficiency();
     test_same_seed_same_json();
     test_construction_sentences();
