@@ -414,7 +414,8 @@ static void test_two_words(void) {
     CHECK(promptshap_estimate_run(&g, &params, &est, NULL) == PROMPTSHAP_OK);
     CHECK(est != NULL);
     if (est != NULL) {
-        CHECK(est->method == PROMPTSHAP_METHOD_PERMUTATION);
+        CHECK(est->method == PROMPTSHAP_METHOD_LEVERAGE);
+        check_additive_values(est, &game);
     }
     promptshap_estimate_free(est);
     game_free(&game);
@@ -812,7 +813,8 @@ static void test_std_error_scale(void) {
     game_free(&game);
 }
 
-/* AUTO is exact up to PROMPTSHAP_AUTO_EXACT_MAX_UNITS players. */
+/* AUTO is exact up to PROMPTSHAP_AUTO_EXACT_MAX_UNITS players under the
+ * default budget, and Leverage SHAP above. */
 static void test_auto(void) {
     const int sizes[] = { 5, PROMPTSHAP_AUTO_EXACT_MAX_UNITS, PROMPTSHAP_AUTO_EXACT_MAX_UNITS + 1 };
     for (int k = 0; k < 3; k++) {
@@ -824,7 +826,7 @@ static void test_auto(void) {
         promptshap_estimate * est = run_method(&game, PROMPTSHAP_METHOD_AUTO, 8, 1);
         if (est != NULL) {
             enum promptshap_method expected =
-                sizes[k] <= PROMPTSHAP_AUTO_EXACT_MAX_UNITS ? PROMPTSHAP_METHOD_EXACT : PROMPTSHAP_METHOD_PERMUTATION;
+                sizes[k] <= PROMPTSHAP_AUTO_EXACT_MAX_UNITS ? PROMPTSHAP_METHOD_EXACT : PROMPTSHAP_METHOD_LEVERAGE;
             CHECK(est->method == expected);
             check_additive_values(est, &game);
         }
