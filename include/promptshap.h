@@ -49,8 +49,15 @@ extern "C" {
 
 /* Largest number of units the exact method enumerates (2^20 coalitions). */
 #define PROMPTSHAP_EXACT_MAX_UNITS 20
-/* Number of units up to which the automatic method choice is exact. */
-#define PROMPTSHAP_AUTO_EXACT_MAX_UNITS 12
+/* Default evaluation budget: enough for exact enumeration up to 10 units
+ * (2^10 coalitions). The automatic method is exact when 2^n fits the
+ * budget. */
+#define PROMPTSHAP_DEFAULT_BUDGET 1024
+/* Number of units up to which the automatic method choice is exact under
+ * the default budget. */
+#define PROMPTSHAP_AUTO_EXACT_MAX_UNITS 10
+/* Largest number of units for pairwise interaction indices (2^12 coalitions). */
+#define PROMPTSHAP_INTERACTIONS_MAX_UNITS 12
 
 /*
  * Status codes and errors
@@ -168,13 +175,17 @@ typedef struct promptshap_game {
 } promptshap_game;
 
 enum promptshap_method {
-    PROMPTSHAP_METHOD_AUTO        = 0, /* exact up to PROMPTSHAP_AUTO_EXACT_MAX_UNITS units, else permutation */
+    PROMPTSHAP_METHOD_AUTO        = 0, /* exact when 2^n fits the budget, else leverage (permutation below 4n) */
     PROMPTSHAP_METHOD_EXACT       = 1, /* all 2^n coalitions, closed-form Shapley weights */
     PROMPTSHAP_METHOD_PERMUTATION = 2, /* Monte Carlo over antithetic permutation pairs */
     PROMPTSHAP_METHOD_LOO         = 3, /* leave-one-out: v(N) - v(N without i) */
+    PROMPTSHAP_METHOD_KERNEL      = 4, /* KernelSHAP: constrained weighted least squares, paired sampling */
+    PROMPTSHAP_METHOD_LEVERAGE    = 5, /* Leverage SHAP: paired sampling by leverage scores, without replacement */
+    PROMPTSHAP_METHOD_BANZHAF     = 6, /* Banzhaf values (a different index) by paired uniform sampling */
 };
 
-/* Returns "auto", "exact", "permutation" or "loo"; NULL for other values. */
+/* Returns "auto", "exact", "permutation", "loo", "kernel", "leverage" or
+ * "banzhaf"; NULL for other values. */
 const char * promptshap_method_name(enum promptshap_method method);
 /* Parses a method name; returns false if it is unknown. */
 bool promptshap_method_parse(const char * name, enum promptshap_method * method);
@@ -191,6 +202,13 @@ struct promptshap_estimate_params {
     int max_group;     /* coalitions passed to one eval call (progress is reported between calls); default 32 */
     promptshap_progress_fn progress;
     void * progress_user_data;
+    long budget;       /* max distinct coalitions evaluated; 0 = PROMPTSHAP_DEFAULT_BUDGET, except that
+                          permutation with budget 0 draws n_samples permutations. exact and loo always
+                          evaluate 2^n and n + 2 coalitions */
+    double tolerance;  /* sampled methods: stop once max std_error / (max value - min value) is below
+                          this; 0 = use the whole budget (default) */
+    bool interactions; /* also compute pairwise Shapley interaction indices; needs exact enumeration
+                          (AUTO becomes exact) and at most PROMPTSHAP_INTERACTIONS_MAX_UNITS players */
 };
 
 struct promptshap_estimate_params promptshap_estimate_default_params(void);
@@ -209,7 +227,17 @@ typedef struct promptshap_estimate {
     double v_full_total;    /* sum of v_full */
     double v_empty_total;   /* sum of v_empty */
     double efficiency_gap;  /* |sum(values) - (v_full_total - v_empty_total)| */
+    enum promptshap_method requested; /* the method asked for; differs from method after AUTO or a fallback */
+    const char * note;      /* static text saying why method differs from requested, or NULL */
+    long budget;            /* the evaluation budget in force (0 for permutation driven by n_samples) */
+    double se_ratio;        /* achieved max std_error / (max value - min value); 0 when every std_error is 0 */
+    bool stopped_early;     /* the tolerance was met before the budget was spent */
+    double * interactions;  /* [n_players][n_players] pairwise Shapley interaction indices of the values
+                               summed over outputs, diagonal 0; NULL unless requested */
 } promptshap_estimate;
+
+/* Returns "shapley", "leave-one-out" or "banzhaf": the index a method estimates. */
+const char * promptshap_method_index(enum promptshap_method method);
 
 /* Runs an estimator on a game. The result is owned by the caller and freed
  * with promptshap_estimate_free. */
@@ -219,6 +247,33 @@ enum promptshap_status promptshap_estimate_run(const promptshap_game * game,
 
 /* Frees an estimate; accepts NULL. */
 void promptshap_estimate_free(promptshap_estimate * est);
+
+/*
+ * Game files: complete value tables of scalar games
+ *
+ * Format: a "# players N" line, comment lines starting with '#', then 2^N
+ * lines "MASK VALUE" in increasing mask order (bit i of MASK set = player i
+ * present). Estimators run on such a table without a model, and exact
+ * enumeration gives the reference values.
+ */
+
+typedef struct promptshap_game_table {
+    int n_players;
+    double * values; /* [2^n_players], the value of each coalition, indexed by its mask */
+} promptshap_game_table;
+
+/* Reads a game file. Fails with PROMPTSHAP_ERR_IO when the file cannot be
+ * read and PROMPTSHAP_ERR_INVALID_INPUT (naming the line) when it is not in
+ * the format above or has more than PROMPTSHAP_EXACT_MAX_UNITS players. The
+ * table is freed with promptshap_game_table_free. */
+enum promptshap_status promptshap_game_table_read(const char * path, promptshap_game_table ** out,
+                                                  promptshap_error * err);
+
+/* Frees a table; accepts NULL. */
+void promptshap_game_table_free(promptshap_game_table * table);
+
+/* The table as a game with one output. The game borrows the table. */
+promptshap_game promptshap_game_table_game(promptshap_game_table * table);
 
 /*
  * Models
@@ -296,6 +351,13 @@ enum promptshap_unit_kind {
 const char * promptshap_unit_kind_name(enum promptshap_unit_kind kind);
 bool promptshap_unit_kind_parse(const char * name, enum promptshap_unit_kind * kind);
 
+/* How coalitions are decoded. */
+enum promptshap_engine {
+    PROMPTSHAP_ENGINE_BATCHED = 0, /* prefix trees, many sequences per decode, logits only where scored */
+    PROMPTSHAP_ENGINE_NAIVE   = 1, /* one decode per coalition over its whole sequence, logits at every
+                                      position: the baseline of a notebook workflow, for benchmarks */
+};
+
 struct promptshap_score_params {
     enum promptshap_chat chat;
     enum promptshap_reasoning reasoning; /* harmony only; default medium */
@@ -311,6 +373,7 @@ struct promptshap_score_params {
     bool (*should_stop)(void * user_data); /* checked between and during decodes; true cancels
                                               scoring with PROMPTSHAP_ERR_CANCELLED; NULL = never */
     void * should_stop_data;
+    enum promptshap_engine engine;       /* default PROMPTSHAP_ENGINE_BATCHED */
 };
 
 struct promptshap_score_params promptshap_score_default_params(void);
@@ -460,6 +523,72 @@ struct promptshap_json_meta {
  * PROMPTSHAP_ERR_IO if writing fails. */
 enum promptshap_status promptshap_result_write_json(const promptshap_result * result,
                                                     const struct promptshap_json_meta * meta, FILE * f);
+
+/*
+ * Views: SVG figures, an HTML report and CSV (docs/views.md)
+ *
+ * Every view colors a value on one diverging scale centered at zero and
+ * symmetric around it: blue for a unit that lowers the target's
+ * log-probability, orange for one that raises it, near-white for zero,
+ * in raw nats. The writers take a result of promptshap_explain (a result of
+ * promptshap_logprob has no values and gives PROMPTSHAP_ERR_INVALID_ARGUMENT),
+ * write to f and return PROMPTSHAP_ERR_IO when writing fails. Prompt and
+ * target text is escaped, so markup in it shows as text.
+ */
+
+/* Output tokens per panel of the unit x token matrix figure. */
+#define PROMPTSHAP_SVG_PANEL_TOKENS 40
+
+/* How the unit x sentence figure aggregates a sentence's tokens. */
+enum promptshap_sentence_agg {
+    PROMPTSHAP_SENTENCE_SUM      = 0, /* promptshap_sentence.sum */
+    PROMPTSHAP_SENTENCE_SUM_ABS  = 1, /* promptshap_sentence.sum_abs */
+    PROMPTSHAP_SENTENCE_MEAN_ABS = 2, /* promptshap_sentence.mean_abs */
+};
+
+/* Returns "sum", "sum of absolute values" or "mean of absolute values";
+ * NULL for other values. */
+const char * promptshap_sentence_agg_name(enum promptshap_sentence_agg agg);
+
+/* Writes the unit strip: the prompt's units in order, each colored by its
+ * value with the value printed under it, and a labelled color bar. */
+enum promptshap_status promptshap_result_write_svg_units(const promptshap_result * result, FILE * f);
+
+/* Returns the number of panels of the unit x token matrix figure:
+ * n_target_tokens / PROMPTSHAP_SVG_PANEL_TOKENS rounded up. */
+int promptshap_svg_n_panels(const promptshap_result * result);
+
+/* Writes panel `panel` (0-based, below promptshap_svg_n_panels) of the unit
+ * x token matrix: rows are units, columns up to PROMPTSHAP_SVG_PANEL_TOKENS
+ * target tokens with whitespace shown as symbols. Every panel uses the
+ * scale of the whole matrix, so panels compare. */
+enum promptshap_status promptshap_result_write_svg_matrix(const promptshap_result * result, int panel, FILE * f);
+
+/* Writes the unit x sentence matrix with the aggregation named in the
+ * title. Needs a result explained with sentences on
+ * (PROMPTSHAP_ERR_INVALID_ARGUMENT otherwise). */
+enum promptshap_status promptshap_result_write_svg_sentences(const promptshap_result * result,
+                                                             enum promptshap_sentence_agg agg, FILE * f);
+
+/* Writes the pairwise interaction matrix (unit x unit, nats). Needs a
+ * result explained with interactions on (PROMPTSHAP_ERR_INVALID_ARGUMENT
+ * otherwise). */
+enum promptshap_status promptshap_result_write_svg_interactions(const promptshap_result * result, FILE * f);
+
+/* Writes one self-contained HTML report: the prompt with each unit colored
+ * by its value, the target with each token colored by the contribution of
+ * the unit hovered or selected, the sentence table and the interaction
+ * matrix (when the result has them), the unit x token matrix, and the
+ * run's facts from result and meta. The page loads nothing: its script
+ * and styles are inline and its Content-Security-Policy blocks every
+ * request. */
+enum promptshap_status promptshap_result_write_html(const promptshap_result * result,
+                                                    const struct promptshap_json_meta * meta, FILE * f);
+
+/* Writes the unit x token matrix in long form, one row per unit and token:
+ * unit,unit_start,unit_end,token_index,token_text,value (RFC 4180 quoting,
+ * CRLF line ends, a header row; byte offsets; value in nats). */
+enum promptshap_status promptshap_result_write_csv(const promptshap_result * result, FILE * f);
 
 #ifdef __cplusplus
 }

@@ -105,10 +105,6 @@ static enum promptshap_status write_logprob_tail(const promptshap_result * r, FI
     return ferror(f) ? PROMPTSHAP_ERR_IO : PROMPTSHAP_OK;
 }
 
-static const char * index_name(enum promptshap_method method) {
-    return method == PROMPTSHAP_METHOD_LOO ? "leave-one-out" : "shapley";
-}
-
 enum promptshap_status promptshap_result_write_json(const promptshap_result * r, const struct promptshap_json_meta * meta,
                                                     FILE * f) {
     const promptshap_estimate * e = r->estimate;
@@ -133,7 +129,8 @@ enum promptshap_status promptshap_result_write_json(const promptshap_result * r,
         return write_logprob_tail(r, f);
     }
     fprintf(f, ",\n  \"method\": \"%s\"", promptshap_method_name(e->method));
-    fprintf(f, ",\n  \"index\": \"%s\"", index_name(e->method));
+    fprintf(f, ",\n  \"requested_method\": \"%s\"", promptshap_method_name(e->requested));
+    fprintf(f, ",\n  \"index\": \"%s\"", promptshap_method_index(e->method));
     fprintf(f, ",\n  \"seed\": %llu", (unsigned long long)(meta ? meta->seed : 0));
     fprintf(f, ",\n  \"samples\": %d", e->n_samples);
 
@@ -158,6 +155,10 @@ enum promptshap_status promptshap_result_write_json(const promptshap_result * r,
     fputs(",\n  \"efficiency_gap\": ", f);
     put_number(f, e->efficiency_gap);
     fprintf(f, ",\n  \"evaluations\": %ld", e->n_evaluations);
+    fprintf(f, ",\n  \"budget\": %ld", e->budget);
+    fputs(",\n  \"se_ratio\": ", f);
+    put_number(f, e->se_ratio);
+    fprintf(f, ",\n  \"stopped_early\": %s", e->stopped_early ? "true" : "false");
     if (!meta || meta->include_timing) {
         fputs(",\n  \"seconds\": ", f);
         put_number(f, r->seconds);
@@ -173,6 +174,14 @@ enum promptshap_status promptshap_result_write_json(const promptshap_result * r,
         put_array(f, e->matrix + (size_t)i * T, T);
     }
     fputs("\n  ]", f);
+    if (e->interactions) {
+        fputs(",\n  \"interactions\": [", f);
+        for (int i = 0; i < U; i++) {
+            fputs(i > 0 ? ",\n    " : "\n    ", f);
+            put_array(f, e->interactions + (size_t)i * U, U);
+        }
+        fputs("\n  ]", f);
+    }
 
     /* sentences */
     if (r->sentences) {

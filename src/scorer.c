@@ -15,6 +15,9 @@
  * rendered text can be split around it. */
 #define USER_SENTINEL "PROMPTSHAPUSERMESSAGE7F3A9C"
 
+/* The sequence id that keeps the shared prefix; trees use the ids above it. */
+#define PREFIX_SEQ 0
+
 /* Upper bound on the logits rows (n_vocab floats each) kept per decode. */
 #define LOGITS_BUDGET_BYTES ((size_t)256 << 20)
 
@@ -43,9 +46,13 @@ struct promptshap_scorer {
     int n_kv;                      /* KV cells, = tokens per decode */
     int n_seq_max;
     int n_outputs_max;             /* logits rows per decode */
-    double * seq_values;           /* scratch */
+    int n_prefix;                  /* tokens every sequence starts with (the framing's head), kept
+                                      decoded in sequence PREFIX_SEQ for the scorer's lifetime */
+    double prefix_logp0;           /* log p(first target token | prefix), for sequences whose
+                                      context is exactly the prefix */
     bool (*should_stop)(void * user_data);
     void * should_stop_data;
+    enum promptshap_engine engine;
 };
 
 struct promptshap_score_params promptshap_score_default_params(void) {
@@ -61,6 +68,7 @@ struct promptshap_score_params promptshap_score_default_params(void) {
         .n_threads = 0,
         .should_stop = NULL,
         .should_stop_data = NULL,
+        .engine = PROMPTSHAP_ENGINE_BATCHED,
     };
     return p;
 }
@@ -457,6 +465,38 @@ static int context_tokens(promptshap_scorer * sc, const uint64_t * members, int3
     return n;
 }
 
+static double log_softmax_at(const float * row, int n_vocab, int32_t token);
+
+/* Decodes the framing's head once into PREFIX_SEQ. Every coalition's
+ * sequence starts with it, so trees copy these cells instead of decoding
+ * the head again. */
+static enum promptshap_status decode_prefix(promptshap_scorer * sc, promptshap_error * err) {
+    struct llama_batch * b = &sc->batch;
+    sc->n_prefix = sc->framing.n_head;
+    b->n_tokens = sc->n_prefix;
+    for (int pos = 0; pos < sc->n_prefix; pos++) {
+        b->token[pos] = sc->framing.head[pos];
+        b->pos[pos] = pos;
+        b->n_seq_id[pos] = 1;
+        b->seq_id[pos][0] = PREFIX_SEQ;
+        b->logits[pos] = pos == sc->n_prefix - 1;
+    }
+    int ret = llama_decode(sc->ctx, *b);
+    if (ret == 2) {
+        return ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
+    }
+    if (ret != 0) {
+        return ps_fail(err, PROMPTSHAP_ERR_DECODE, "llama_decode failed with code %d on the %d-token framing prefix",
+                       ret, sc->n_prefix);
+    }
+    const float * row = llama_get_logits_ith(sc->ctx, sc->n_prefix - 1);
+    if (!row) {
+        return ps_fail(err, PROMPTSHAP_ERR_DECODE, "libllama returned no logits for the framing prefix");
+    }
+    sc->prefix_logp0 = log_softmax_at(row, sc->model->n_vocab, sc->target_ids[0]);
+    return PROMPTSHAP_OK;
+}
+
 enum promptshap_status promptshap_scorer_init(promptshap_model * model, const char * prompt, size_t prompt_len,
                                               const char * target, size_t target_len,
                                               const struct promptshap_score_params * params,
@@ -559,7 +599,7 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
          * tokenize longer than the full prompt, and the 64 spare cells cover
          * the cases where they do. */
         int n_seq_cells = n_full + 64 < sc->n_ctx_limit ? n_full + 64 : sc->n_ctx_limit;
-        sc->n_kv = p.n_batch > n_seq_cells ? p.n_batch : n_seq_cells;
+        sc->n_kv = sc->framing.n_head + (p.n_batch > n_seq_cells ? p.n_batch : n_seq_cells);
         /* libllama keeps at least one logits row per sequence slot, so the
          * slots may not outnumber the rows, and neither the KV cells */
         sc->n_seq_max = (int)llama_max_parallel_sequences();
@@ -577,8 +617,8 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
         if (rows < (size_t)sc->n_seq_max) {
             rows = (size_t)sc->n_seq_max;
         }
-        if (rows > (size_t)sc->n_kv) {
-            rows = (size_t)sc->n_kv;
+        if (rows > (size_t)sc->n_kv || p.engine == PROMPTSHAP_ENGINE_NAIVE) {
+            rows = (size_t)sc->n_kv; /* the naive engine keeps a row for every position */
         }
         sc->n_outputs_max = (int)rows;
     }
@@ -591,15 +631,18 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
                      ps_last_llama_error()[0] ? ": " : "", ps_last_llama_error());
         goto fail;
     }
+    sc->engine = p.engine;
     if (p.should_stop) {
         sc->should_stop = p.should_stop;
         sc->should_stop_data = p.should_stop_data;
         llama_set_abort_callback(sc->ctx, p.should_stop, p.should_stop_data);
     }
     sc->batch = llama_batch_init(sc->n_kv, 0, sc->n_seq_max);
-    sc->seq_values = malloc((size_t)sc->n_target * sizeof(double));
-    if (!sc->batch.token || !sc->seq_values) {
+    if (!sc->batch.token) {
         st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory for a batch of %d tokens", sc->n_kv);
+        goto fail;
+    }
+    if ((st = decode_prefix(sc, err)) != PROMPTSHAP_OK) {
         goto fail;
     }
     *out = sc;
@@ -630,7 +673,6 @@ void promptshap_scorer_free(promptshap_scorer * sc) {
     free(sc->units);
     free(sc->prompt);
     free(sc->target);
-    free(sc->seq_values);
     free(sc);
 }
 
@@ -759,6 +801,13 @@ static int compare_seq(const void * pa, const void * pb) {
     return (a->len > b->len) - (a->len < b->len);
 }
 
+/* Frees the cells of the tree's sequences; the prefix stays. */
+static void release_tree(llama_memory_t mem, int n_seqs) {
+    for (int id = PREFIX_SEQ + 1; id <= PREFIX_SEQ + n_seqs; id++) {
+        llama_memory_seq_rm(mem, id, -1, -1);
+    }
+}
+
 /* Decodes seqs[first, last) as one prefix tree in a single llama_decode call
  * and stores each sequence's target log-probabilities. In sorted order a
  * sequence shares the most tokens with its predecessor, so the tree's
@@ -775,13 +824,14 @@ static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_s
     llama_memory_t mem = llama_get_memory(sc->ctx);
     enum promptshap_status st = PROMPTSHAP_OK;
 
-    /* build the tree in the batch */
+    /* build the tree in the batch, after the prefix every sequence shares */
+    const int P = sc->n_prefix;
     b->n_tokens = 0;
     for (int j = first; j < last; j++) {
         const scored_seq * q = &seqs[j];
-        int id = j - first;
-        int shared = j > first ? lcp(&seqs[j - 1], q) : 0;
-        for (int pos = 0; pos < q->len; pos++) {
+        int id = PREFIX_SEQ + 1 + (j - first);
+        int shared = j > first ? lcp(&seqs[j - 1], q) : P;
+        for (int pos = P; pos < q->len; pos++) {
             int idx;
             if (pos < shared) {
                 idx = path[pos];
@@ -800,19 +850,23 @@ static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_s
                 b->logits[idx] = 1;
             }
         }
-        /* the rows that score this sequence's target, before path is overwritten */
+        /* the rows that score this sequence's target, before path is
+         * overwritten; -1 for a row of the prefix decoded at init */
         for (int t = 0; t < T; t++) {
-            rows[(size_t)id * T + t] = path[q->n_context - 1 + t];
+            int pos = q->n_context - 1 + t;
+            rows[(size_t)(j - first) * T + t] = pos < P ? -1 : path[pos];
         }
+        llama_memory_seq_cp(mem, PREFIX_SEQ, id, -1, -1);
     }
 
     /* decode */
     if (sc->should_stop && sc->should_stop(sc->should_stop_data)) {
+        release_tree(mem, last - first);
         return ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
     }
-    int ret = llama_decode(sc->ctx, *b);
+    int ret = b->n_tokens > 0 ? llama_decode(sc->ctx, *b) : 0;
     if (ret != 0) {
-        llama_memory_clear(mem, true);
+        release_tree(mem, last - first);
         if (ret == 2) {
             return ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
         }
@@ -824,10 +878,13 @@ static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_s
     /* read the kept rows */
     for (int j = first; j < last && st == PROMPTSHAP_OK; j++) {
         const scored_seq * q = &seqs[j];
-        int id = j - first;
         double * out = values + (size_t)q->coalition * T;
         for (int t = 0; t < T; t++) {
-            int idx = rows[(size_t)id * T + t];
+            int idx = rows[(size_t)(j - first) * T + t];
+            if (idx < 0) {
+                out[t] = sc->prefix_logp0;
+                continue;
+            }
             const float * row = llama_get_logits_ith(sc->ctx, idx);
             if (!row) {
                 st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "libllama returned no logits for a scored position");
@@ -839,12 +896,65 @@ static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_s
             st = check_values(sc, members + (size_t)q->coalition * W, out, err);
         }
     }
-    llama_memory_clear(mem, true);
+    release_tree(mem, last - first);
+    return st;
+}
+
+/* The naive engine: each coalition alone, its whole sequence in one
+ * decode from position 0 with logits at every position, as a notebook
+ * workflow computes it. */
+static enum promptshap_status eval_naive(promptshap_scorer * sc, const uint64_t * members, int n, double * values,
+                                         promptshap_error * err) {
+    const int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
+    const int T = sc->n_target;
+    const llama_seq_id id = PREFIX_SEQ + 1;
+    llama_memory_t mem = llama_get_memory(sc->ctx);
+    struct llama_batch * b = &sc->batch;
+    enum promptshap_status st = PROMPTSHAP_OK;
+    for (int k = 0; k < n && st == PROMPTSHAP_OK; k++) {
+        int32_t * seq = NULL;
+        int n_context = context_tokens(sc, members + (size_t)k * W, &seq);
+        if (n_context < 0) {
+            return ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing coalition %d failed", k);
+        }
+        int len = n_context + T;
+        if (len > sc->n_kv - sc->n_prefix) {
+            free(seq);
+            return ps_fail(err, PROMPTSHAP_ERR_TOO_LONG, "a coalition needs %d tokens, more than the context of %d",
+                           len, sc->n_kv - sc->n_prefix);
+        }
+        memcpy(seq + n_context, sc->target_ids, (size_t)T * sizeof(int32_t));
+        b->n_tokens = len;
+        for (int pos = 0; pos < len; pos++) {
+            b->token[pos] = seq[pos];
+            b->pos[pos] = pos;
+            b->n_seq_id[pos] = 1;
+            b->seq_id[pos][0] = id;
+            b->logits[pos] = 1;
+        }
+        free(seq);
+        int ret = llama_decode(sc->ctx, *b);
+        if (ret != 0) {
+            st = ps_fail(err, ret == 2 ? PROMPTSHAP_ERR_CANCELLED : PROMPTSHAP_ERR_DECODE,
+                         "llama_decode failed with code %d on a sequence of %d tokens", ret, len);
+        }
+        for (int t = 0; t < T && st == PROMPTSHAP_OK; t++) {
+            const float * row = llama_get_logits_ith(sc->ctx, n_context - 1 + t);
+            values[(size_t)k * T + t] = log_softmax_at(row, sc->model->n_vocab, sc->target_ids[t]);
+        }
+        if (st == PROMPTSHAP_OK) {
+            st = check_values(sc, members + (size_t)k * W, values + (size_t)k * T, err);
+        }
+        llama_memory_seq_rm(mem, id, -1, -1);
+    }
     return st;
 }
 
 enum promptshap_status promptshap_scorer_eval(promptshap_scorer * sc, const uint64_t * members, int n,
                                               double * values, promptshap_error * err) {
+    if (sc->engine == PROMPTSHAP_ENGINE_NAIVE) {
+        return eval_naive(sc, members, n, values, err);
+    }
     const int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
     const int T = sc->n_target;
     enum promptshap_status st = PROMPTSHAP_OK;
@@ -884,11 +994,11 @@ enum promptshap_status promptshap_scorer_eval(promptshap_scorer * sc, const uint
     int first = 0;
     while (first < n && st == PROMPTSHAP_OK) {
         int last = first + 1;
-        int n_tokens = seqs[first].len;
+        int n_tokens = seqs[first].len - sc->n_prefix;
         int n_rows = T;
-        while (last < n && last - first < sc->n_seq_max) {
+        while (last < n && last - first < sc->n_seq_max - 1) {
             int add = seqs[last].len - lcp(&seqs[last - 1], &seqs[last]);
-            if (n_tokens + add > sc->n_kv || n_rows + T > sc->n_outputs_max) {
+            if (sc->n_prefix + n_tokens + add > sc->n_kv || n_rows + T > sc->n_outputs_max) {
                 break;
             }
             n_tokens += add;
@@ -922,8 +1032,10 @@ enum promptshap_status promptshap_scorer_eval_reference(promptshap_scorer * sc, 
     }
     promptshap_scorer_sequence(sc, members, seq, len, &target_start);
 
+    /* a sequence of its own, from position 0: the kept prefix is not used */
+    const llama_seq_id id = PREFIX_SEQ + 1;
     llama_memory_t mem = llama_get_memory(sc->ctx);
-    llama_memory_clear(mem, true);
+    llama_memory_seq_rm(mem, id, -1, -1);
     struct llama_batch * b = &sc->batch;
     enum promptshap_status st = PROMPTSHAP_OK;
     for (int j = 0; j < len - 1; j++) {
@@ -931,7 +1043,7 @@ enum promptshap_status promptshap_scorer_eval_reference(promptshap_scorer * sc, 
         b->token[0] = seq[j];
         b->pos[0] = j;
         b->n_seq_id[0] = 1;
-        b->seq_id[0][0] = 0;
+        b->seq_id[0][0] = id;
         b->logits[0] = 1;
         int ret = llama_decode(sc->ctx, *b);
         if (ret != 0) {
@@ -943,7 +1055,7 @@ enum promptshap_status promptshap_scorer_eval_reference(promptshap_scorer * sc, 
             values[j + 1 - target_start] = log_softmax_at(row, sc->model->n_vocab, seq[j + 1]);
         }
     }
-    llama_memory_clear(mem, true);
+    llama_memory_seq_rm(mem, id, -1, -1);
     free(seq);
     return st;
 }

@@ -62,6 +62,17 @@ check 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d[\"i
 check 'cmp -s "$tmp/p1" "$tmp/p2"' "same seed gave different JSON"
 check 'grep -q "\"samples\": 8" "$tmp/p1"' "permutation JSON lacks the sample count"
 
+# the naive engine gives the same numbers
+"$bin" explain -m "$model" -p "$prompt" --target 'Deep learning is fun.' --engine naive --json - 2>/dev/null | grep '"value"' >"$tmp/naive"
+"$bin" explain -m "$model" -p "$prompt" --target 'Deep learning is fun.' --json - 2>/dev/null | grep '"value"' >"$tmp/batched"
+check 'python3 - "$tmp/naive" "$tmp/batched" <<PY
+import re, sys
+a = [float(re.search(r"\"value\": ([-0-9.e]+)", l).group(1)) for l in open(sys.argv[1])]
+b = [float(re.search(r"\"value\": ([-0-9.e]+)", l).group(1)) for l in open(sys.argv[2])]
+assert len(a) == 6 and len(b) == 6
+assert max(abs(x - y) for x, y in zip(a, b)) < 1e-3
+PY' "--engine naive and batched disagree"
+
 # other unit kinds, top-k
 "$bin" explain -m "$model" -p "$prompt" --target 'Deep learning is fun.' --units tokens --method loo --top-k 2 >"$tmp/tok" 2>&1
 rc=$?
@@ -113,7 +124,7 @@ check 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert \"\".
 # Ctrl-C stops a long run quickly and leaves no file
 "$bin" explain -m "$model" -f "$examples/cases/construction-8-sentences/prompt.txt" \
     --target-file "$examples/cases/construction-8-sentences/target.txt" --method permutation --samples 2000 \
-    --json "$tmp/sig.json" >/dev/null 2>"$tmp/err" &
+    --json "$tmp/sig.json" --svg "$tmp/sig" --html "$tmp/sig.html" --csv "$tmp/sig.csv" >/dev/null 2>"$tmp/err" &
 pid=$!
 sleep 2
 kill -INT "$pid"
@@ -123,7 +134,7 @@ rc=$?
 took=$(( $(date +%s) - start ))
 check '[ $rc -eq 1 ] && grep -q "cancelled" "$tmp/err"' "SIGINT: exit $rc: $(cat "$tmp/err")"
 check '[ "$took" -le 10 ]' "SIGINT took $took s to stop the run"
-check '[ -z "$(ls "$tmp" | grep sig.json)" ]' "SIGINT left an output file"
+check '[ -z "$(ls "$tmp" | grep sig)" ]' "SIGINT left an output file: $(ls "$tmp" | grep sig)"
 
 # logprob
 "$bin" logprob -m "$model" -p 'Once upon a' --target 'time' --json "$tmp/lp.json" >"$tmp/lp" 2>&1

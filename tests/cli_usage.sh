@@ -55,6 +55,7 @@ expect 2 "--seed needs a non-negative integer" explain -m m.gguf -p hi --seed -1
 expect 2 "-t needs an integer" explain -m m.gguf -p hi -t 0
 expect 2 "--temp needs a number" explain -m m.gguf -p hi --temp x
 expect 2 "unexpected argument" explain -m m.gguf hello
+expect 2 "--engine must be batched or naive: 'fast'" explain -m m.gguf -p hi --engine fast
 expect 2 "--seed needs a non-negative integer: ' -5'" explain -m m.gguf -p hi --seed ' -5'
 expect 2 "--date must be a date YYYY-MM-DD: 'abcd-ef-gh'" explain -m m.gguf -p hi --date abcd-ef-gh
 expect 2 "--chat-template needs a template" explain -m m.gguf -p hi --chat-template ''
@@ -77,6 +78,14 @@ expect 1 "cannot write '$tmp/dir': it is a directory" explain -m "$tmp/fake.gguf
 ln -s "$tmp/no/such/file.json" "$tmp/dangling.json"
 expect 1 "symbolic link to a missing file" explain -m "$tmp/fake.gguf" -p hi --target x --json "$tmp/dangling.json"
 expect 1 "the directory '$tmp/no/such' does not exist" explain -m "$tmp/fake.gguf" -p hi --target x --json "$tmp/no/such/out.json"
+
+# the views' paths are checked before the model loads (the fake model would fail later)
+expect 1 "cannot write '$tmp/dir': it is a directory" explain -m "$tmp/fake.gguf" -p hi --target x --html "$tmp/dir"
+expect 1 "the directory '$tmp/no/such' does not exist" explain -m "$tmp/fake.gguf" -p hi --target x --csv "$tmp/no/such/m.csv"
+expect 1 "cannot write '$tmp/no/such/fig-units.svg'" explain -m "$tmp/fake.gguf" -p hi --target x --svg "$tmp/no/such/fig"
+expect 2 "--svg, --html and --csv apply to explain only: '--html'" logprob -m m.gguf -p hi --target x --html r.html
+expect 2 "an output file name must not be empty: '--svg'" explain -m m.gguf -p hi --svg ''
+[ -z "$(ls "$tmp" | grep -v -e '^dir$' -e '\.gguf$' -e '^out$' -e '^err$' -e '^dangling.json$')" ] && ok || bad "a view file was left behind"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

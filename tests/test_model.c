@@ -202,6 +202,39 @@ static void test_prefix_tree(void) {
     }
     free(target);
 
+    /* the naive engine (one decode per coalition, every row kept) agrees */
+    sp = promptshap_score_default_params();
+    sp.chat = PROMPTSHAP_CHAT_TEMPLATE;
+    sp.chat_template = "chatml";
+    sp.engine = PROMPTSHAP_ENGINE_NAIVE;
+    promptshap_scorer * naive = NULL;
+    target = read_text(PROMPTSHAP_EXAMPLES_DIR "/cases/deep-learning-short/target.txt", &len);
+    CHECK(promptshap_scorer_init(model, prompt, strlen(prompt), target, len, &sp, &naive, NULL) == PROMPTSHAP_OK);
+    sp.engine = PROMPTSHAP_ENGINE_BATCHED;
+    CHECK(promptshap_scorer_init(model, prompt, strlen(prompt), target, len, &sp, &sc, NULL) == PROMPTSHAP_OK);
+    free(target);
+    if (naive && sc) {
+        const int T = promptshap_scorer_n_target_tokens(sc);
+        uint64_t members[64];
+        for (int k = 0; k < 64; k++) {
+            members[k] = (uint64_t)k;
+        }
+        double * a = malloc((size_t)64 * T * sizeof(double));
+        double * b = malloc((size_t)64 * T * sizeof(double));
+        CHECK(promptshap_scorer_eval(naive, members, 64, a, NULL) == PROMPTSHAP_OK);
+        CHECK(promptshap_scorer_eval(sc, members, 64, b, NULL) == PROMPTSHAP_OK);
+        double worst = 0.0;
+        for (int k = 0; k < 64 * T; k++) {
+            worst = fabs(a[k] - b[k]) > worst ? fabs(a[k] - b[k]) : worst;
+        }
+        printf("naive vs batched engine: max difference %.3g nats\n", worst);
+        CHECK(worst < 1e-4);
+        free(a);
+        free(b);
+    }
+    promptshap_scorer_free(naive);
+    promptshap_scorer_free(sc);
+
     /* {0} and {1} of "the the" are the same text, so the same sequence */
     sc = raw_scorer("the the", "cat sat.");
     if (sc) {

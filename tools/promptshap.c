@@ -25,12 +25,16 @@
 static const char * usage_text =
     "usage: promptshap explain -m MODEL (-p TEXT | -f FILE) [--target TEXT | --target-file FILE] [options]\n"
     "       promptshap logprob -m MODEL (-p TEXT | -f FILE) (--target TEXT | --target-file FILE) [options]\n"
+    "       promptshap game FILE [--method M] [--budget N] [--tolerance T] [--seed N] [--interactions]\n"
+    "                       [--json FILE]\n"
     "       promptshap --help | --version\n"
     "\n"
     "explain measures how much each unit of the prompt moves the log-probability (nats) of the\n"
     "target: Shapley values (exact or sampled, with standard errors) or leave-one-out differences,\n"
     "per unit and per target token. Without a target it first generates one from the full prompt.\n"
     "logprob prints the log-probability of each target token given the prompt.\n"
+    "game runs an estimator on a game file: a '# players N' line, comment lines, then 2^N lines\n"
+    "'MASK VALUE' in increasing mask order; --method exact gives the reference values.\n"
     "\n"
     "inputs:\n"
     "  -m, --model FILE         GGUF model file (required)\n"
@@ -51,8 +55,17 @@ static const char * usage_text =
     "\n"
     "attribution (explain):\n"
     "      --units KIND         words, tokens or sentences (default: words)\n"
-    "      --method M           auto, exact, permutation or loo (default: auto = exact up to 12 units,\n"
-    "                           permutation above; exact is limited to 20 units)\n"
+    "      --method M           auto, exact, permutation, kernel, leverage, loo or banzhaf (default: auto =\n"
+    "                           exact when 2^n coalitions fit the budget, else leverage, or permutation\n"
+    "                           when the budget is below 4n; exact is limited to 20 units). kernel and\n"
+    "                           leverage below 4n evaluations fall back to exact or permutation.\n"
+    "                           banzhaf estimates Banzhaf values, a different index\n"
+    "      --budget N           max distinct coalitions evaluated by sampled methods (default: 1024,\n"
+    "                           enough for exact up to 10 units; permutation without --budget draws\n"
+    "                           --samples permutations)\n"
+    "      --tolerance T        stop sampling once max stderr / (max value - min value) < T (default: 0,\n"
+    "                           spend the whole budget)\n"
+    "      --interactions       also print the pairwise Shapley interaction indices (exact, up to 12 units)\n"
     "      --samples N          permutation: permutations drawn, at least 4, in antithetic pairs\n"
     "                           (an odd N is rounded up; default: 64)\n"
     "      --seed N             permutation and sampling seed (default: 1)\n"
@@ -68,9 +81,16 @@ static const char * usage_text =
     "  -b, --batch N            tokens per llama_decode call (default: 512)\n"
     "  -t, --threads N          CPU threads (default: all cores)\n"
     "  -ngl, --gpu-layers N     layers offloaded to a GPU, -1 = all (default: 0)\n"
+    "      --engine E           batched (prefix trees, default) or naive (one decode per coalition,\n"
+    "                           every logits row kept: the slow baseline, for benchmarks)\n"
     "\n"
     "output:\n"
     "      --json FILE          write the result as JSON to FILE, or to stdout with '-' (docs/json.md)\n"
+    "      --svg PREFIX         write SVG figures (docs/views.md): PREFIX-units.svg, PREFIX-matrix-K.svg\n"
+    "                           (40 target tokens per panel), PREFIX-sentences-{sum,sum-abs,mean-abs}.svg\n"
+    "                           and, with --interactions, PREFIX-interactions.svg\n"
+    "      --html FILE          write a self-contained HTML report (docs/views.md)\n"
+    "      --csv FILE           write the unit x token matrix as CSV, one row per unit and token\n"
     "  -q, --quiet              no progress line\n"
     "  -v, --verbose            show llama.cpp's log on stderr\n"
     "  -h, --help               show this help\n"
@@ -84,7 +104,7 @@ static const char * usage_text =
     "  promptshap explain -m model.gguf -p 'who threw apple at gregor samsa' -n 64 --top-k 3\n"
     "  promptshap logprob -m model.gguf -p 'Once upon a time' --target 'there was a girl.'\n";
 
-enum command { CMD_EXPLAIN, CMD_LOGPROB };
+enum command { CMD_EXPLAIN, CMD_LOGPROB, CMD_GAME };
 
 struct cli {
     enum command command;
@@ -94,6 +114,10 @@ struct cli {
     const char * target;
     const char * target_file;
     const char * json;
+    const char * svg;   /* file name prefix of the SVG figures */
+    const char * html;
+    const char * csv;
+    const char * game_file;
     struct promptshap_explain_params ep;
     struct promptshap_generate_params gp;
     struct promptshap_model_params mp;
@@ -196,7 +220,7 @@ static bool takes_value(const char * a) {
         "-m", "--model", "-p", "--prompt", "-f", "--file", "--target", "--target-file", "--chat",
         "--chat-template", "--reasoning", "--date", "--target-sep", "--units", "--method", "--samples",
         "--seed", "--top-k", "-n", "--n-predict", "--temp", "-c", "--ctx-size", "-b", "--batch",
-        "-t", "--threads", "-ngl", "--gpu-layers", "--json",
+        "-t", "--threads", "-ngl", "--gpu-layers", "--engine", "--json", "--svg", "--html", "--csv", "--budget", "--tolerance",
     };
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         if (strcmp(a, names[k]) == 0) {
@@ -232,11 +256,21 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
         c->command = CMD_EXPLAIN;
     } else if (strcmp(argv[1], "logprob") == 0) {
         c->command = CMD_LOGPROB;
+    } else if (strcmp(argv[1], "game") == 0) {
+        c->command = CMD_GAME;
     } else {
-        usage_error("unknown command (expected explain or logprob)", argv[1]);
+        usage_error("unknown command (expected explain, logprob or game)", argv[1]);
+    }
+    int first_option = 2;
+    if (c->command == CMD_GAME) {
+        if (argc < 3 || argv[2][0] == '-') {
+            usage_error("game needs a game file", argc < 3 ? "game" : argv[2]);
+        }
+        c->game_file = argv[2];
+        first_option = 3;
     }
 
-    for (int i = 2; i < argc; i++) {
+    for (int i = first_option; i < argc; i++) {
         const char * a = argv[i];
         /* every option but the flags below takes a value */
         if (is_opt(a, "-h", "--help")) {
@@ -250,6 +284,9 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
             continue;
         } else if (is_opt(a, NULL, "--sentences")) {
             c->ep.sentences = true;
+            continue;
+        } else if (is_opt(a, NULL, "--interactions")) {
+            c->ep.estimate.interactions = true;
             continue;
         } else if (a[0] != '-') {
             usage_error("unexpected argument (options start with '-'; quote a prompt and pass it with -p)", a);
@@ -300,12 +337,16 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
             }
         } else if (is_opt(a, NULL, "--method")) {
             if (!promptshap_method_parse(v, &c->ep.estimate.method)) {
-                usage_error("--method must be auto, exact, permutation or loo", v);
+                usage_error("--method must be auto, exact, permutation, kernel, leverage, loo or banzhaf", v);
             }
             method_set = true;
         } else if (is_opt(a, NULL, "--samples")) {
             c->ep.estimate.n_samples = (int)parse_long(a, v, 4, 1000000);
             c->samples_set = true;
+        } else if (is_opt(a, NULL, "--budget")) {
+            c->ep.estimate.budget = parse_long(a, v, 2, 1L << 40);
+        } else if (is_opt(a, NULL, "--tolerance")) {
+            c->ep.estimate.tolerance = parse_double(a, v, 0.0, 1.0);
         } else if (is_opt(a, NULL, "--seed")) {
             c->ep.estimate.seed = parse_seed(v);
             c->gp.seed = c->ep.estimate.seed;
@@ -325,14 +366,49 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
             c->ep.score.n_threads = (int)parse_long(a, v, 1, 1024);
         } else if (is_opt(a, "-ngl", "--gpu-layers")) {
             c->mp.n_gpu_layers = (int)parse_long(a, v, -1, 100000);
+        } else if (is_opt(a, NULL, "--engine")) {
+            if (strcmp(v, "batched") == 0) {
+                c->ep.score.engine = PROMPTSHAP_ENGINE_BATCHED;
+            } else if (strcmp(v, "naive") == 0) {
+                c->ep.score.engine = PROMPTSHAP_ENGINE_NAIVE;
+            } else {
+                usage_error("--engine must be batched or naive", v);
+            }
         } else if (is_opt(a, NULL, "--json")) {
             c->json = v;
+        } else if (is_opt(a, NULL, "--svg")) {
+            c->svg = v;
+        } else if (is_opt(a, NULL, "--html")) {
+            c->html = v;
+        } else if (is_opt(a, NULL, "--csv")) {
+            c->csv = v;
         } else {
             usage_error("unknown option", a);
         }
     }
 
     /* consistency */
+    if (c->ep.estimate.interactions && method_set && c->ep.estimate.method != PROMPTSHAP_METHOD_EXACT &&
+        c->ep.estimate.method != PROMPTSHAP_METHOD_AUTO) {
+        usage_error("--interactions needs the exact method (or auto), not",
+                    promptshap_method_name(c->ep.estimate.method));
+    }
+    const char * view = c->svg ? "--svg" : c->html ? "--html" : c->csv ? "--csv" : NULL;
+    if (view && c->command != CMD_EXPLAIN) {
+        usage_error("--svg, --html and --csv apply to explain only", view);
+    }
+    if ((c->svg && !c->svg[0]) || (c->html && !c->html[0]) || (c->csv && !c->csv[0])) {
+        usage_error("an output file name must not be empty", c->svg && !c->svg[0] ? "--svg" : c->html && !c->html[0] ? "--html" : "--csv");
+    }
+    if (c->command == CMD_GAME) {
+        if (c->model || c->prompt || c->prompt_file || c->target || c->target_file || c->ep.sentences ||
+            c->top_k > 0 || c->generation_set) {
+            usage_error("game takes only --method, --budget, --tolerance, --seed, --samples, --interactions, "
+                        "--json and -q; not model options such as",
+                        c->model ? "-m" : c->prompt || c->prompt_file ? "-p" : "--target");
+        }
+        return;
+    }
     if (!c->model) {
         usage_error("a model is required", "-m");
     }
@@ -651,10 +727,87 @@ static size_t clean_width(const char * s, size_t n, size_t width) {
     return shown;
 }
 
+static bool is_sampled(enum promptshap_method method) {
+    return method == PROMPTSHAP_METHOD_PERMUTATION || method == PROMPTSHAP_METHOD_KERNEL ||
+           method == PROMPTSHAP_METHOD_LEVERAGE || method == PROMPTSHAP_METHOD_BANZHAF;
+}
+
+static const char * value_label(enum promptshap_method method) {
+    switch (method) {
+        case PROMPTSHAP_METHOD_LOO:     return "loo (nats)";
+        case PROMPTSHAP_METHOD_BANZHAF: return "banzhaf (nats)";
+        default:                        return "shapley (nats)";
+    }
+}
+
+/* The budget, the standard error ratio, a fallback note and the
+ * interaction matrix, below a table of values. */
+static void print_run_facts(const promptshap_estimate * e, int first_index) {
+    if (is_sampled(e->method)) {
+        if (e->budget > 0) {
+            printf("budget %ld, %ld evaluations spent", e->budget, e->n_evaluations);
+        } else {
+            printf("%ld evaluations spent", e->n_evaluations);
+        }
+        printf(", stderr ratio %.3g  (max stderr / (max value - min value))%s\n", e->se_ratio,
+               e->stopped_early ? ", tolerance met" : "");
+    }
+    if (e->method == PROMPTSHAP_METHOD_BANZHAF) {
+        printf("index banzhaf: Banzhaf values, a different index from Shapley's; they need not add up to "
+               "v(N) - v(empty)\n");
+    }
+    if (e->note && e->requested != e->method && e->requested != PROMPTSHAP_METHOD_AUTO) {
+        printf("note: %s requested; %s\n", promptshap_method_name(e->requested), e->note);
+    }
+    if (e->interactions) {
+        const int n = e->n_players;
+        printf("\npairwise Shapley interaction indices (%s %d first; + means the two add more together than apart):\n",
+               first_index ? "unit" : "player", first_index);
+        printf("%6s", "");
+        for (int j = 0; j < n; j++) {
+            printf(" %9d", j + first_index);
+        }
+        putchar('\n');
+        for (int i = 0; i < n; i++) {
+            printf("%6d", i + first_index);
+            for (int j = 0; j < n; j++) {
+                printf(" %+9.4f", e->interactions[(size_t)i * n + j]);
+            }
+            putchar('\n');
+        }
+    }
+}
+
+/* True when the table may use color and block glyphs: stdout is a
+ * terminal and NO_COLOR is unset or empty (https://no-color.org). Piped
+ * output stays plain text. */
+static bool stdout_color;
+
+/* Prints a bar of width columns at |value| = max_abs. Plain: '+' or '-'
+ * per column. In color: orange for a positive value and blue for a negative
+ * one, as in the SVG and HTML views, in block glyphs with eighths. */
+static void print_bar(double value, double max_abs, int width) {
+    if (!stdout_color) {
+        int n_bar = max_abs > 0 ? (int)lround(width * fabs(value) / max_abs) : 0;
+        for (int k = 0; k < n_bar; k++) {
+            putchar(value >= 0 ? '+' : '-');
+        }
+        return;
+    }
+    static const char * const partial[8] = {"", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b", "\u258a", "\u2589"};
+    long eighths = max_abs > 0 ? lround(8.0 * width * fabs(value) / max_abs) : 0;
+    fputs(value >= 0 ? "\x1b[38;5;166m" : "\x1b[38;5;25m", stdout);
+    for (long k = 0; k < eighths / 8; k++) {
+        fputs("\u2588", stdout);
+    }
+    fputs(partial[eighths % 8], stdout);
+    fputs("\x1b[0m", stdout);
+}
+
 static void print_table(const promptshap_result * r) {
     const promptshap_estimate * e = r->estimate;
     const int U = r->n_units;
-    const bool sampled = e->method == PROMPTSHAP_METHOD_PERMUTATION;
+    const bool sampled = is_sampled(e->method);
     const int label_width = 24;
     const int bar_width = 20;
     double total_abs = 0.0, max_abs = 0.0;
@@ -665,12 +818,11 @@ static void print_table(const promptshap_result * r) {
         }
     }
 
-    printf("%-*s %12s %7s", label_width + 3, "unit", e->method == PROMPTSHAP_METHOD_LOO ? "loo (nats)" : "shapley (nats)",
-           "share");
+    printf("%-*s %12s %7s", label_width + 3, "unit", value_label(e->method), "share");
     if (sampled) {
         printf(" %10s", "stderr");
     }
-    printf("  bar (+ helps, - hurts the target)\n");
+    printf("  %s\n", stdout_color ? "bar (orange helps, blue hurts the target)" : "bar (+ helps, - hurts the target)");
     for (int i = 0; i < U; i++) {
         const char * text = r->prompt + r->units[i].start;
         size_t len = r->units[i].end - r->units[i].start;
@@ -684,11 +836,8 @@ static void print_table(const promptshap_result * r) {
         if (sampled) {
             printf(" %10.4f", e->std_error[i]);
         }
-        int n_bar = max_abs > 0 ? (int)lround(bar_width * fabs(e->values[i]) / max_abs) : 0;
         printf("  ");
-        for (int k = 0; k < n_bar; k++) {
-            putchar(e->values[i] >= 0 ? '+' : '-');
-        }
+        print_bar(e->values[i], max_abs, bar_width);
         putchar('\n');
     }
     putchar('\n');
@@ -697,10 +846,11 @@ static void print_table(const promptshap_result * r) {
     printf("efficiency gap %.3g  |sum of values - (v(N) - v(empty))|\n", e->efficiency_gap);
     printf("method %s, %s framing, %d %s, %ld coalitions evaluated", promptshap_method_name(e->method),
            promptshap_chat_name(r->chat), U, promptshap_unit_kind_name(r->unit_kind), e->n_evaluations);
-    if (sampled) {
+    if (e->method == PROMPTSHAP_METHOD_PERMUTATION) {
         printf(", %d permutations", e->n_samples);
     }
     printf(", %.2f s\n", r->seconds);
+    print_run_facts(e, 1);
 }
 
 static void print_top_k(const promptshap_result * r, int k) {
@@ -778,6 +928,109 @@ static void print_sentences(const promptshap_result * r) {
     }
 }
 
+/* A view writer, called with an open file; arg is the panel or the
+ * sentence aggregation where the view has one. */
+typedef enum promptshap_status (*view_fn)(const struct cli * c, const promptshap_result * r, int arg, FILE * f);
+
+static enum promptshap_status view_html(const struct cli * c, const promptshap_result * r, int arg, FILE * f) {
+    (void)arg;
+    struct promptshap_json_meta meta = {.model = c->model, .seed = c->ep.estimate.seed, .include_timing = true};
+    return promptshap_result_write_html(r, &meta, f);
+}
+
+static enum promptshap_status view_csv(const struct cli * c, const promptshap_result * r, int arg, FILE * f) {
+    (void)c;
+    (void)arg;
+    return promptshap_result_write_csv(r, f);
+}
+
+static enum promptshap_status view_units(const struct cli * c, const promptshap_result * r, int arg, FILE * f) {
+    (void)c;
+    (void)arg;
+    return promptshap_result_write_svg_units(r, f);
+}
+
+static enum promptshap_status view_matrix(const struct cli * c, const promptshap_result * r, int panel, FILE * f) {
+    (void)c;
+    return promptshap_result_write_svg_matrix(r, panel, f);
+}
+
+static enum promptshap_status view_sentences(const struct cli * c, const promptshap_result * r, int agg, FILE * f) {
+    (void)c;
+    return promptshap_result_write_svg_sentences(r, (enum promptshap_sentence_agg)agg, f);
+}
+
+static enum promptshap_status view_interactions(const struct cli * c, const promptshap_result * r, int arg,
+                                                FILE * f) {
+    (void)c;
+    (void)arg;
+    return promptshap_result_write_svg_interactions(r, f);
+}
+
+/* Writes one view to a prepared output file: all of it, or nothing. */
+static int write_view(output_file * out, view_fn fn, const struct cli * c, const promptshap_result * r, int arg) {
+    if (!output_open(out)) {
+        return EXIT_RUNTIME;
+    }
+    enum promptshap_status st = fn(c, r, arg, out->f);
+    if (st != PROMPTSHAP_OK) {
+        runtime_error("writing '%s' failed: %s", out->path, promptshap_status_str(st));
+        output_abandon(out);
+        return EXIT_RUNTIME;
+    }
+    return output_commit(out) ? 0 : EXIT_RUNTIME;
+}
+
+/* Checks the path PREFIX-NAME.svg. */
+static bool prepare_svg(output_file * out, const char * prefix, const char * name) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s-%s.svg", prefix, name) >= (int)sizeof(path)) {
+        runtime_error("cannot write '%s-%s.svg': the path is too long", prefix, name);
+        return false;
+    }
+    return output_prepare(out, path);
+}
+
+/* Writes the SVG figures, each file on its own through a temporary name. */
+static int write_svgs(const struct cli * c, const promptshap_result * r) {
+    output_file out;
+    if (!prepare_svg(&out, c->svg, "units") || write_view(&out, view_units, c, r, 0) != 0) {
+        return EXIT_RUNTIME;
+    }
+    for (int k = 0; k < promptshap_svg_n_panels(r); k++) {
+        char name[32];
+        snprintf(name, sizeof(name), "matrix-%d", k + 1);
+        if (!prepare_svg(&out, c->svg, name) || write_view(&out, view_matrix, c, r, k) != 0) {
+            return EXIT_RUNTIME;
+        }
+    }
+    static const char * const sentence_names[] = {"sentences-sum", "sentences-sum-abs", "sentences-mean-abs"};
+    for (int agg = 0; r->sentences && r->n_sentences > 0 && agg < 3; agg++) {
+        if (!prepare_svg(&out, c->svg, sentence_names[agg]) || write_view(&out, view_sentences, c, r, agg) != 0) {
+            return EXIT_RUNTIME;
+        }
+    }
+    if (r->estimate->interactions &&
+        (!prepare_svg(&out, c->svg, "interactions") || write_view(&out, view_interactions, c, r, 0) != 0)) {
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+static int write_views(const struct cli * c, const promptshap_result * r, output_file * html_out,
+                       output_file * csv_out) {
+    if (c->svg && write_svgs(c, r) != 0) {
+        return EXIT_RUNTIME;
+    }
+    if (c->html && write_view(html_out, view_html, c, r, 0) != 0) {
+        return EXIT_RUNTIME;
+    }
+    if (c->csv && write_view(csv_out, view_csv, c, r, 0) != 0) {
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
 static int write_json(const struct cli * c, output_file * out, const promptshap_result * r) {
     struct promptshap_json_meta meta = {
         .model = c->model,
@@ -838,12 +1091,131 @@ static void warn_unused_options(const struct cli * c, const promptshap_result * 
 }
 
 /*
+ * The game command
+ */
+
+static void write_game_json(FILE * f, const struct cli * c, const promptshap_estimate * e) {
+    const int n = e->n_players;
+    fprintf(f, "{\n  \"version\": \"%s\",\n  \"game_file\": ", PROMPTSHAP_VERSION);
+    fputc('"', f);
+    for (const char * p = c->game_file; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\') {
+            fprintf(f, "\\%c", ch);
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            fprintf(f, "\\u%04x", ch);
+        } else {
+            fputc(ch, f);
+        }
+    }
+    fputc('"', f);
+    fprintf(f, ",\n  \"method\": \"%s\",\n  \"requested_method\": \"%s\",\n  \"index\": \"%s\"",
+            promptshap_method_name(e->method), promptshap_method_name(e->requested), promptshap_method_index(e->method));
+    fprintf(f, ",\n  \"seed\": %llu,\n  \"players\": %d", (unsigned long long)c->ep.estimate.seed, n);
+    fputs(",\n  \"values\": [", f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%s%.17g", i ? ", " : "", e->values[i]);
+    }
+    fputs("],\n  \"stderr\": [", f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%s%.17g", i ? ", " : "", e->std_error[i]);
+    }
+    fprintf(f, "],\n  \"v_full\": %.17g,\n  \"v_empty\": %.17g,\n  \"efficiency_gap\": %.17g", e->v_full_total,
+            e->v_empty_total, e->efficiency_gap);
+    fprintf(f, ",\n  \"evaluations\": %ld,\n  \"budget\": %ld,\n  \"se_ratio\": %.17g", e->n_evaluations, e->budget,
+            isfinite(e->se_ratio) ? e->se_ratio : -1.0);
+    fprintf(f, ",\n  \"tolerance\": %.17g,\n  \"stopped_early\": %s", c->ep.estimate.tolerance,
+            e->stopped_early ? "true" : "false");
+    if (e->interactions) {
+        fputs(",\n  \"interactions\": [", f);
+        for (int i = 0; i < n; i++) {
+            fputs(i ? ",\n    [" : "\n    [", f);
+            for (int j = 0; j < n; j++) {
+                fprintf(f, "%s%.17g", j ? ", " : "", e->interactions[(size_t)i * n + j]);
+            }
+            fputc(']', f);
+        }
+        fputs("\n  ]", f);
+    }
+    fputs("\n}\n", f);
+}
+
+/* Runs an estimator on a game file: the players' values on stdout, or
+ * JSON. */
+static int run_game(const struct cli * c) {
+    bool json_stdout = c->json && strcmp(c->json, "-") == 0;
+    output_file json_out;
+    if (c->json && !json_stdout && !output_prepare(&json_out, c->json)) {
+        return EXIT_RUNTIME;
+    }
+    promptshap_error err;
+    promptshap_game_table * table = NULL;
+    if (promptshap_game_table_read(c->game_file, &table, &err) != PROMPTSHAP_OK) {
+        runtime_error("%s", err.message);
+        return EXIT_RUNTIME;
+    }
+    promptshap_game game = promptshap_game_table_game(table);
+    promptshap_estimate * e = NULL;
+    double start = now_seconds();
+    if (promptshap_estimate_run(&game, &c->ep.estimate, &e, &err) != PROMPTSHAP_OK) {
+        runtime_error("%s: %s", c->game_file, err.message);
+        promptshap_game_table_free(table);
+        return EXIT_RUNTIME;
+    }
+    double seconds = now_seconds() - start;
+
+    int rc = 0;
+    if (!json_stdout) {
+        const bool sampled = is_sampled(e->method);
+        printf("%-8s %16s%s\n", "player", promptshap_method_index(e->method), sampled ? "     stderr" : "");
+        for (int i = 0; i < e->n_players; i++) {
+            printf("%-8d %+16.10f", i, e->values[i]);
+            if (sampled) {
+                printf(" %10.3g", e->std_error[i]);
+            }
+            putchar('\n');
+        }
+        printf("\nv(N) %+.10f, v(empty) %+.10f, efficiency gap %.3g\n", e->v_full_total, e->v_empty_total,
+               e->efficiency_gap);
+        printf("method %s, %d players, %ld coalitions evaluated, %.3f s\n", promptshap_method_name(e->method),
+               e->n_players, e->n_evaluations, seconds);
+        print_run_facts(e, 0);
+    }
+    if (json_stdout) {
+        write_game_json(stdout, c, e);
+    } else if (c->json) {
+        if (!output_open(&json_out)) {
+            rc = EXIT_RUNTIME;
+        } else {
+            write_game_json(json_out.f, c, e);
+            if (ferror(json_out.f)) {
+                runtime_error("writing '%s' failed", c->json);
+                output_abandon(&json_out);
+                rc = EXIT_RUNTIME;
+            } else if (!output_commit(&json_out)) {
+                rc = EXIT_RUNTIME;
+            }
+        }
+    }
+    promptshap_estimate_free(e);
+    promptshap_game_table_free(table);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        runtime_error("writing to stdout failed: %s", strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    return rc;
+}
+
+/*
  * main
  */
 
 int main(int argc, char ** argv) {
     struct cli c;
     parse_args(argc, argv, &c);
+    if (c.command == CMD_GAME) {
+        return run_game(&c);
+    }
     promptshap_log_set(c.verbose ? log_to_stderr : NULL, NULL);
     bool json_stdout = c.json && strcmp(c.json, "-") == 0;
 
@@ -880,6 +1252,16 @@ int main(int argc, char ** argv) {
         free(target);
         return EXIT_RUNTIME;
     }
+    /* the number of SVG panels depends on the target, so the first figure's
+     * path stands for the directory of all of them */
+    output_file html_out, csv_out, svg_first;
+    if ((c.html && !output_prepare(&html_out, c.html)) || (c.csv && !output_prepare(&csv_out, c.csv)) ||
+        (c.svg && !prepare_svg(&svg_first, c.svg, "units"))) {
+        free(prompt);
+        free(target);
+        return EXIT_RUNTIME;
+    }
+    stdout_color = isatty(STDOUT_FILENO) && !(getenv("NO_COLOR") && getenv("NO_COLOR")[0]);
 
     /* the model */
     promptshap_error err;
@@ -908,6 +1290,13 @@ int main(int argc, char ** argv) {
         fprintf(out, "generated target (%s, %d tokens max):\n", c.gp.temperature > 0 ? "sampled" : "greedy",
                 c.gp.n_predict);
         fprintf(out, "%s\n\n", target);
+    }
+
+    /* the SVG figures and the HTML report show the sentence view; the
+     * table prints it only with --sentences */
+    bool print_sentence_table = c.ep.sentences;
+    if (c.svg || c.html) {
+        c.ep.sentences = true;
     }
 
     /* run */
@@ -943,13 +1332,16 @@ int main(int argc, char ** argv) {
                 if (c.top_k > 0) {
                     print_top_k(r, c.top_k);
                 }
-                if (r->sentences) {
+                if (r->sentences && print_sentence_table) {
                     print_sentences(r);
                 }
             }
         }
         if (c.json) {
             rc = write_json(&c, &json_out, r);
+        }
+        if (rc == 0 && c.command == CMD_EXPLAIN) {
+            rc = write_views(&c, r, &html_out, &csv_out);
         }
     }
     if (rc == 0 && r) {
