@@ -508,6 +508,11 @@ enum promptshap_status promptshap_logprob(promptshap_model * model,
                                           const struct promptshap_score_params * params,
                                           promptshap_result ** out, promptshap_error * err);
 
+/* Writes into units the indices of the (at most n_max) units whose sum over
+ * the given sentence's tokens is largest in magnitude, largest first, and
+ * returns how many it wrote. The result must have sentences. */
+int promptshap_sentence_top_units(const promptshap_result * result, int sentence, int * units, int n_max);
+
 /* Frees a result; accepts NULL. */
 void promptshap_result_free(promptshap_result * result);
 

@@ -43,6 +43,26 @@ void promptshap_result_free(promptshap_result * r) {
     free(r);
 }
 
+int promptshap_sentence_top_units(const promptshap_result * r, int sentence, int * units, int n_max) {
+    const promptshap_sentence * s = &r->sentences[sentence];
+    int n = n_max < r->n_units ? n_max : r->n_units;
+    for (int a = 0; a < n; a++) {
+        /* selection by |sum|, ties to the lower index */
+        int best = -1;
+        for (int i = 0; i < r->n_units; i++) {
+            bool taken = false;
+            for (int b = 0; b < a; b++) {
+                taken = taken || units[b] == i;
+            }
+            if (!taken && (best < 0 || fabs(s->sum[i]) > fabs(s->sum[best]))) {
+                best = i;
+            }
+        }
+        units[a] = best;
+    }
+    return n;
+}
+
 /* The byte where a token's visible text starts: its first non-whitespace
  * byte, or its start when it is all whitespace. */
 static size_t token_anchor(const promptshap_result * r, int t) {

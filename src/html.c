@@ -330,18 +330,10 @@ static void put_sentence_table(FILE * f, const promptshap_result * r) {
                 k + 1, s->token_begin, s->token_end);
         put_text(f, r->target + s->span.start, s->span.end - s->span.start);
         fputs("</td><td>", f);
-        int shown[3] = {-1, -1, -1};
-        for (int a = 0; a < 3 && a < U; a++) {
-            int best = -1;
-            for (int i = 0; i < U; i++) {
-                if (i == shown[0] || i == shown[1]) {
-                    continue;
-                }
-                if (best < 0 || fabs(s->sum[i]) > fabs(s->sum[best])) {
-                    best = i;
-                }
-            }
-            shown[a] = best;
+        int top[3];
+        int n_top = promptshap_sentence_top_units(r, k, top, 3);
+        for (int a = 0; a < n_top; a++) {
+            int best = top[a];
             fputs("<span class=\"chip\"", f);
             put_style(f, s->sum[best], vmax);
             fputc('>', f);

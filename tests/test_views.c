@@ -128,8 +128,12 @@ static void free_sentences_of(promptshap_result * r) {
 typedef enum promptshap_status (*writer_fn)(const promptshap_result * r, int arg, FILE * f);
 
 static char * render(writer_fn fn, const promptshap_result * r, int arg, enum promptshap_status * st) {
-    char * buf = NULL;
-    size_t len = 0;
+    /* static storage: gcc 12 takes a pointer filled through open_memstream
+     * for a pointer into this frame and warns at every use of the result */
+    static char * buf;
+    static size_t len;
+    buf = NULL;
+    len = 0;
     FILE * f = open_memstream(&buf, &len);
     *st = fn(r, arg, f);
     fclose(f);

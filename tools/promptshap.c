@@ -900,7 +900,6 @@ static void print_top_k(const promptshap_result * r, int k) {
 }
 
 static void print_sentences(const promptshap_result * r) {
-    const int U = r->n_units;
     printf("\n%d target sentences (sum of values over each sentence's tokens, nats; largest |sum| first):\n",
            r->n_sentences);
     for (int k = 0; k < r->n_sentences; k++) {
@@ -909,18 +908,10 @@ static void print_sentences(const promptshap_result * r) {
         print_clean(stdout, r->target + s->span.start, s->span.end - s->span.start, 48);
         putchar('\n');
         /* the three units with the largest |sum| */
-        int shown[3] = {-1, -1, -1};
-        for (int a = 0; a < 3 && a < U; a++) {
-            int best = -1;
-            for (int i = 0; i < U; i++) {
-                if (i == shown[0] || i == shown[1]) {
-                    continue;
-                }
-                if (best < 0 || fabs(s->sum[i]) > fabs(s->sum[best])) {
-                    best = i;
-                }
-            }
-            shown[a] = best;
+        int top[3];
+        int n_top = promptshap_sentence_top_units(r, k, top, 3);
+        for (int a = 0; a < n_top; a++) {
+            int best = top[a];
             printf("      ");
             print_clean(stdout, r->prompt + r->units[best].start, r->units[best].end - r->units[best].start, 24);
             printf(" %+.4f (mean |x| %.4f)\n", s->sum[best], s->mean_abs[best]);
