@@ -351,7 +351,7 @@ enum promptshap_unit_kind {
 const char * promptshap_unit_kind_name(enum promptshap_unit_kind kind);
 bool promptshap_unit_kind_parse(const char * name, enum promptshap_unit_kind * kind);
 
-/* How coalitions are decoded. */
+/* Decoding strategy for the coalitions of one evaluation. */
 enum promptshap_engine {
     PROMPTSHAP_ENGINE_BATCHED = 0, /* prefix trees, many sequences per decode, logits only where scored */
     PROMPTSHAP_ENGINE_NAIVE   = 1, /* one decode per coalition over its whole sequence, logits at every
@@ -378,7 +378,7 @@ struct promptshap_score_params {
 
 struct promptshap_score_params promptshap_score_default_params(void);
 
-/* A scorer holds a model context, the prompt's units, the framing and the
+/* A scorer contains a model context, the prompt's units, the framing and the
  * target's tokens: it is the value function of one (prompt, target) pair. */
 typedef struct promptshap_scorer promptshap_scorer;
 
@@ -544,7 +544,7 @@ enum promptshap_status promptshap_result_write_json(const promptshap_result * re
 /* Output tokens per panel of the unit x token matrix figure. */
 #define PROMPTSHAP_SVG_PANEL_TOKENS 40
 
-/* How the unit x sentence figure aggregates a sentence's tokens. */
+/* Aggregation of a sentence's tokens in the unit x sentence figure. */
 enum promptshap_sentence_agg {
     PROMPTSHAP_SENTENCE_SUM      = 0, /* promptshap_sentence.sum */
     PROMPTSHAP_SENTENCE_SUM_ABS  = 1, /* promptshap_sentence.sum_abs */

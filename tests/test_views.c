@@ -175,11 +175,15 @@ static enum promptshap_status csv(const promptshap_result * r, int arg, FILE * f
 
 static void test_color_scale(void) {
     ps_rgb zero = ps_view_color(0.0, 1.0);
-    CHECK(zero.r == ps_view_zero.r && zero.g == ps_view_zero.g && zero.b == ps_view_zero.b);
+    CHECK(zero.r == ps_view_zero.r);
+    CHECK(zero.g == ps_view_zero.g);
+    CHECK(zero.b == ps_view_zero.b);
     ps_rgb top = ps_view_color(5.0, 1.0);
-    CHECK(top.r == ps_view_positive.r && top.b == ps_view_positive.b);
+    CHECK(top.r == ps_view_positive.r);
+    CHECK(top.b == ps_view_positive.b);
     ps_rgb bottom = ps_view_color(-5.0, 1.0);
-    CHECK(bottom.r == ps_view_negative.r && bottom.b == ps_view_negative.b);
+    CHECK(bottom.r == ps_view_negative.r);
+    CHECK(bottom.b == ps_view_negative.b);
     ps_rgb nan_color = ps_view_color(NAN, 1.0);
     CHECK(nan_color.r == ps_view_missing.r);
 
@@ -192,7 +196,8 @@ static void test_color_scale(void) {
         CHECK(neg.b > neg.r);
         /* symmetric: the same distance from the zero color's lightness scale */
         int dp = abs(pos.g - ps_view_zero.g), dn = abs(neg.g - ps_view_zero.g);
-        CHECK(dp > 0 && dn > 0);
+        CHECK(dp > 0);
+    CHECK(dn > 0);
     }
     /* darker with size */
     CHECK(ps_view_color(0.2, 1.0).b > ps_view_color(0.8, 1.0).b);
@@ -246,13 +251,14 @@ static void test_hostile_html(void) {
     CHECK(strstr(s, "default-src 'none'") != NULL);
     CHECK(strstr(s, "http://") == NULL);
     CHECK(strstr(s, "https://") == NULL);
-    /* the data element holds no '<' at all, so no text can close it */
+    /* the data element contains no '<' at all, so no text can close it */
     const char * data = strstr(s, "id=\"promptshap-data\">");
     CHECK(data != NULL);
     if (data) {
         const char * end = strstr(data, "</script>");
         const char * lt = strchr(data + strlen("id=\"promptshap-data\">"), '<');
-        CHECK(end != NULL && lt == end);
+        CHECK(end != NULL);
+    CHECK(lt == end);
     }
     free(s);
     promptshap_result_free(r);

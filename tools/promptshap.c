@@ -393,19 +393,28 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
         usage_error("--interactions needs the exact method (or auto), not",
                     promptshap_method_name(c->ep.estimate.method));
     }
-    const char * view = c->svg ? "--svg" : c->html ? "--html" : c->csv ? "--csv" : NULL;
-    if (view && c->command != CMD_EXPLAIN) {
-        usage_error("--svg, --html and --csv apply to explain only", view);
-    }
-    if ((c->svg && !c->svg[0]) || (c->html && !c->html[0]) || (c->csv && !c->csv[0])) {
-        usage_error("an output file name must not be empty", c->svg && !c->svg[0] ? "--svg" : c->html && !c->html[0] ? "--html" : "--csv");
+    const char * const view_opts[3] = {"--svg", "--html", "--csv"};
+    const char * const view_paths[3] = {c->svg, c->html, c->csv};
+    for (int k = 0; k < 3; k++) {
+        if (view_paths[k] && c->command != CMD_EXPLAIN) {
+            usage_error("--svg, --html and --csv apply to explain only", view_opts[k]);
+        }
+        if (view_paths[k] && view_paths[k][0] == '\0') {
+            usage_error("an output file name must not be empty", view_opts[k]);
+        }
     }
     if (c->command == CMD_GAME) {
         if (c->model || c->prompt || c->prompt_file || c->target || c->target_file || c->ep.sentences ||
             c->top_k > 0 || c->generation_set) {
+            const char * first = "--target";
+            if (c->model) {
+                first = "-m";
+            } else if (c->prompt || c->prompt_file) {
+                first = "-p";
+            }
             usage_error("game takes only --method, --budget, --tolerance, --seed, --samples, --interactions, "
                         "--json and -q; not model options such as",
-                        c->model ? "-m" : c->prompt || c->prompt_file ? "-p" : "--target");
+                        first);
         }
         return;
     }
