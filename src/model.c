@@ -88,6 +88,7 @@ enum promptshap_status promptshap_model_load(const char * path, const struct pro
         return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory loading '%s'", path);
     }
     model->lm = lm;
+    model->n_gpu_layers = p.n_gpu_layers;
     model->vocab = llama_model_get_vocab(lm);
     model->n_vocab = llama_vocab_n_tokens(model->vocab);
     llama_model_desc(lm, model->desc, sizeof(model->desc));
@@ -222,6 +223,56 @@ struct llama_context * ps_context_new(promptshap_model * model, int n_ctx, int n
     cp.type_k = GGML_TYPE_F32;
     cp.type_v = GGML_TYPE_F32;
     return llama_init_from_model(model->lm, cp);
+}
+
+/* Width of an attention key or value per head: the GGUF key
+ * <arch>.attention.key_length (value_length) when present, else the
+ * embedding width over the head count. */
+static long head_width(const promptshap_model * model, const char * which) {
+    char arch[64];
+    char key[128];
+    char value[32];
+    if (llama_model_meta_val_str(model->lm, "general.architecture", arch, sizeof(arch)) > 0) {
+        snprintf(key, sizeof(key), "%s.attention.%s", arch, which);
+        if (llama_model_meta_val_str(model->lm, key, value, sizeof(value)) > 0 && atol(value) > 0) {
+            return atol(value);
+        }
+    }
+    int n_head = llama_model_n_head(model->lm);
+    return n_head > 0 ? llama_model_n_embd(model->lm) / n_head : llama_model_n_embd(model->lm);
+}
+
+size_t ps_context_bytes(const promptshap_model * model, int n_kv, int n_rows, int n_seq, size_t * kv_bytes,
+                        size_t * logits_bytes) {
+    double layers = llama_model_n_layer(model->lm);
+    double heads = llama_model_n_head_kv(model->lm);
+    double per_cell = layers * heads * (double)(head_width(model, "key_length") + head_width(model, "value_length")) * 4.0;
+    double kv = per_cell * n_kv;
+    double logits = (double)n_rows * model->n_vocab * sizeof(float);
+    /* llama_batch_init: token, pos, n_seq_id, logits and n_seq ids per token */
+    double batch = (double)n_kv * (4.0 + 4.0 + 4.0 + 1.0 + sizeof(void *) + 4.0 * n_seq);
+    double total = kv + logits + batch;
+    *kv_bytes = kv > (double)SIZE_MAX ? SIZE_MAX : (size_t)kv;
+    *logits_bytes = logits > (double)SIZE_MAX ? SIZE_MAX : (size_t)logits;
+    return total > (double)SIZE_MAX ? SIZE_MAX : (size_t)total;
+}
+
+size_t ps_available_memory(void) {
+    FILE * f = fopen("/proc/meminfo", "r");
+    if (!f) {
+        return 0;
+    }
+    char line[256];
+    size_t kib = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long v = 0;
+        if (sscanf(line, "MemAvailable: %llu kB", &v) == 1) {
+            kib = (size_t)v;
+            break;
+        }
+    }
+    fclose(f);
+    return kib * 1024;
 }
 
 const char * ps_last_llama_error(void) {

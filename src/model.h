@@ -15,6 +15,7 @@ struct promptshap_model {
     const struct llama_vocab * vocab;
     int n_vocab;
     char desc[128];
+    int n_gpu_layers; /* as loaded: 0 keeps every layer and the KV cache in host memory */
 };
 
 /* Routes libllama's log through promptshap_log_set and initializes the
@@ -35,6 +36,15 @@ int ps_token_piece(const promptshap_model * model, int32_t token, char ** piece)
 int32_t ps_special_token(const promptshap_model * model, const char * marker);
 
 int ps_default_threads(void);
+
+/* An upper estimate of the host memory a scoring context allocates in
+ * libllama: a 32-bit KV cache of n_kv cells for every layer (sliding-window
+ * layers counted in full) and n_rows logits rows, plus the batch. */
+size_t ps_context_bytes(const promptshap_model * model, int n_kv, int n_rows, int n_seq, size_t * kv_bytes,
+                        size_t * logits_bytes);
+
+/* MemAvailable from /proc/meminfo in bytes, or 0 when it cannot be read. */
+size_t ps_available_memory(void);
 
 /* A context for scoring or generation: n_ctx KV cells shared by up to n_seq
  * sequences, n_batch tokens and n_outputs logits rows per llama_decode. */

@@ -623,6 +623,23 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
         sc->n_outputs_max = (int)rows;
     }
 
+    /* Check the memory before libllama allocates it, so a request that
+     * cannot fit fails with the numbers rather than inside libllama. With
+     * layers on a GPU the cache is not in host memory, so the check is off. */
+    if (model->n_gpu_layers == 0 || !llama_supports_gpu_offload()) {
+        size_t kv_bytes = 0, logits_bytes = 0;
+        size_t need = ps_context_bytes(model, sc->n_kv, sc->n_outputs_max, sc->n_seq_max, &kv_bytes, &logits_bytes);
+        size_t have = ps_available_memory();
+        if (have > 0 && need > have) {
+            st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY,
+                         "scoring needs about %.0f MiB (KV cache %.0f MiB for %d cells, logits %.0f MiB for %d rows) "
+                         "but %.0f MiB of memory are available; lower --batch (now %d) or -c",
+                         need / 1048576.0, kv_bytes / 1048576.0, sc->n_kv, logits_bytes / 1048576.0,
+                         sc->n_outputs_max, have / 1048576.0, p.n_batch);
+            goto fail;
+        }
+    }
+
     /* the context and one batch */
     sc->ctx = ps_context_new(model, sc->n_kv, sc->n_kv, sc->n_seq_max, sc->n_outputs_max, p.n_threads);
     if (!sc->ctx) {

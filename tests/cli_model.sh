@@ -80,6 +80,12 @@ check '[ $rc -eq 0 ] && grep -q "top 2 units per target token" "$tmp/tok"' "--un
 "$bin" explain -m "$model" -p 'The cat sat. The dog ran. Birds sing.' --target 'A story.' --units sentences >"$tmp/sen" 2>&1
 check 'grep -q "3 sentences, 8 coalitions" "$tmp/sen"' "--units sentences failed: $(cat "$tmp/sen")"
 
+# a batch that cannot fit in memory fails before libllama allocates it
+"$bin" explain -m "$model" -p hi --target there --method loo -b 400000000 2>"$tmp/err"
+rc=$?
+check '[ $rc -eq 1 ] && grep -q "MiB of memory are available; lower --batch (now 400000000)" "$tmp/err"' \
+    "oversized batch: exit $rc: $(cat "$tmp/err")"
+
 # chat framings: a named template on a model without one; harmony needs its control tokens
 "$bin" explain -m "$model" -p 'tell me a story' --target 'Once upon a time' --chat template --chat-template chatml >"$tmp/tpl" 2>&1
 rc=$?
