@@ -421,7 +421,10 @@ static void put_data(FILE * f, const promptshap_result * r) {
     }
     fputs("],\n\"matrix\": [", f);
     for (size_t k = 0; k < (size_t)U * T; k++) {
-        fputs(k ? (k % 64 ? "," : ",\n") : "", f);
+        if (k > 0) {
+            /* a line break every 64 numbers keeps the page's source readable */
+            fputs(k % 64 == 0 ? ",\n" : ",", f);
+        }
         ps_view_put_json_number(f, e->matrix[k]);
     }
     fputs("]", f);

@@ -249,14 +249,11 @@ static bool list_strata(regression * r, ps_store * s, size_t limit, bool * more,
     return true;
 }
 
-/* Leverage SHAP: every size has the same total leverage score, so each
- * round-robin cycle takes one new pair from every stratum k < n - k and,
- * every other cycle, one from the stratum k = n - k, which holds one size
- * where the others hold two. Within a stratum pairs are drawn without
- * replacement; an exhausted stratum is enumerated and drops out. */
-static enum promptshap_status leverage_grow(ps_sampler * sampler, ps_store * s, size_t limit, bool * more,
-                                            promptshap_error * err) {
-    regression * r = (regression *)sampler;
+/* The part of a round both regressions share: the empty and full
+ * coalitions, then the strata listed in full. *more is set when a listed
+ * stratum must wait for the next round. */
+static enum promptshap_status grow_listed(regression * r, ps_store * s, size_t limit, bool * more,
+                                          promptshap_error * err) {
     enum promptshap_status st = add_ends(r, s, err);
     if (st != PROMPTSHAP_OK) {
         return st;
@@ -264,8 +261,20 @@ static enum promptshap_status leverage_grow(ps_sampler * sampler, ps_store * s, 
     if (!list_strata(r, s, limit, more, err)) {
         return err ? err->status : PROMPTSHAP_ERR_NO_MEMORY;
     }
-    if (*more) {
-        return PROMPTSHAP_OK;
+    return PROMPTSHAP_OK;
+}
+
+/* Leverage SHAP: every size has the same total leverage score, so each
+ * round-robin cycle takes one new pair from every stratum k < n - k and,
+ * every other cycle, one from the stratum k = n - k, which has one size
+ * where the others have two. Within a stratum pairs are drawn without
+ * replacement; an exhausted stratum is enumerated and drops out. */
+static enum promptshap_status leverage_grow(ps_sampler * sampler, ps_store * s, size_t limit, bool * more,
+                                            promptshap_error * err) {
+    regression * r = (regression *)sampler;
+    enum promptshap_status st = grow_listed(r, s, limit, more, err);
+    if (st != PROMPTSHAP_OK || *more) {
+        return st;
     }
     for (;;) {
         bool any = false;
@@ -304,16 +313,9 @@ static enum promptshap_status leverage_grow(ps_sampler * sampler, ps_store * s, 
 static enum promptshap_status kernel_grow(ps_sampler * sampler, ps_store * s, size_t limit, bool * more,
                                           promptshap_error * err) {
     regression * r = (regression *)sampler;
-    enum promptshap_status st = add_ends(r, s, err);
-    if (st != PROMPTSHAP_OK) {
+    enum promptshap_status st = grow_listed(r, s, limit, more, err);
+    if (st != PROMPTSHAP_OK || *more) {
         return st;
-    }
-
-    if (!list_strata(r, s, limit, more, err)) {
-        return err ? err->status : PROMPTSHAP_ERR_NO_MEMORY;
-    }
-    if (*more) {
-        return PROMPTSHAP_OK;
     }
 
     /* the rest, drawn */
@@ -352,10 +354,10 @@ static enum promptshap_status kernel_grow(ps_sampler * sampler, ps_store * s, si
 }
 
 /* Chooses the strata KernelSHAP lists in full: from the outside in, a
- * stratum is listed when the remaining budget holds it and either its
+ * stratum is listed when the remaining budget covers it and either its
  * share of the kernel mass would draw at least as many pairs as it has or
- * the budget holds every stratum left; sizes 1 and n - 1 are listed
- * whenever the budget holds them. */
+ * the budget covers every stratum left; sizes 1 and n - 1 are listed
+ * whenever the budget covers them. */
 static void kernel_plan(regression * r, long budget) {
     double remaining = (double)budget - 2.0;
     double mass = 0.0, coalitions = 0.0;
@@ -384,7 +386,7 @@ static void kernel_plan(regression * r, long budget) {
  */
 
 /* Solves (M + t 1 1^T / n) u = b for symmetric positive semi-definite M
- * whose null space holds 1, by Cholesky; a rank-deficient M gets a small
+ * whose null space contains 1, by Cholesky; a rank-deficient M gets a small
  * ridge. a is overwritten. Returns false when no factorization succeeds. */
 static bool solve_projected(int n, double * a, const double * rhs, int n_rhs, double * u) {
     double trace = 0.0;

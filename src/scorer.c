@@ -830,7 +830,7 @@ static void release_tree(llama_memory_t mem, int n_seqs) {
  * sequence shares the most tokens with its predecessor, so the tree's
  * tokens are found by walking the list: a shared token is placed once and
  * carries the ids of every sequence that passes through it. path[pos] is
- * the batch index of the current sequence's token at pos; rows[id][t] is
+ * the batch index of the current sequence's token at pos. rows[id][t] is
  * the batch index whose logits score target token t of sequence id. */
 static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_seq * seqs, int first, int last,
                                           const uint64_t * members, double * values, int * path, int * rows,

@@ -233,7 +233,11 @@ def rgb(css):
 def hue_sign(color):
     """+1 for the orange side (red over blue), -1 for the blue side, 0 for neutral."""
     r, _, b = color
-    return 1 if r > b else -1 if b > r else 0
+    if r > b:
+        return 1
+    if b > r:
+        return -1
+    return 0
 
 
 def sign_ok(value, vmax, color):

@@ -287,7 +287,11 @@ static void test_panels(void) {
     /* one scale for every panel: the color bars' labels agree */
     const char * bar_first = strstr(first, "<g class=\"color-bar\"");
     const char * bar_last = strstr(last, "<g class=\"color-bar\"");
-    CHECK(bar_first && bar_last && strcmp(strchr(bar_first, '>'), strchr(bar_last, '>')) == 0);
+    CHECK(bar_first != NULL);
+    CHECK(bar_last != NULL);
+    if (bar_first && bar_last) {
+        CHECK(strcmp(strchr(bar_first, '>'), strchr(bar_last, '>')) == 0);
+    }
     free(first);
     free(last);
     free(render(svg_matrix, r, 3, &st));
@@ -395,7 +399,10 @@ static void test_csv(void) {
         CHECK(n == 6);
         int i = rows / r->n_target_tokens, t = rows % r->n_target_tokens;
         promptshap_span u = r->units[i];
-        CHECK(strlen(fields[0]) == u.end - u.start && memcmp(fields[0], r->prompt + u.start, u.end - u.start) == 0);
+        CHECK(strlen(fields[0]) == u.end - u.start);
+        if (strlen(fields[0]) == u.end - u.start) {
+            CHECK(memcmp(fields[0], r->prompt + u.start, u.end - u.start) == 0);
+        }
         CHECK((size_t)atol(fields[1]) == u.start);
         CHECK((size_t)atol(fields[2]) == u.end);
         CHECK(atoi(fields[3]) == t);
@@ -451,7 +458,14 @@ static promptshap_result * make_big(void) {
     }
     size_t n = 0;
     for (int t = 0; t < 2000; t++) {
-        n += (size_t)snprintf(target + n, sizeof(target) - n, t ? (t % 15 == 14 ? " t%d." : " t%d") : "t%d", t);
+        /* words "t0 t1 ..." with a period closing every 15th */
+        const char * format = " t%d";
+        if (t == 0) {
+            format = "t%d";
+        } else if (t % 15 == 14) {
+            format = " t%d.";
+        }
+        n += (size_t)snprintf(target + n, sizeof(target) - n, format, t);
     }
     return make_result(prompt, target, 1.0);
 }

@@ -637,7 +637,7 @@ static void on_signal(int sig) {
     interrupted = 1;
 }
 
-/* SIGINT and SIGTERM ask the run to stop at the next decode; output files
+/* SIGINT and SIGTERM ask the run to stop at the next decode. Output files
  * are written only after a complete run, so nothing partial is left. A
  * repeated signal changes nothing. */
 static void catch_signals(void) {
