@@ -9,7 +9,9 @@
  * with the median and 90th percentile of the error over games and seeds.
  * Banzhaf estimates are scored against exact Banzhaf values.
  *
- * usage: bench_estimators [--seeds N] GAME_FILE...
+ * usage: bench_estimators [--seeds N] [--method NAME]... [--multiple K]... GAME_FILE...
+ * --method limits the run to the methods named, --multiple replaces the
+ * budgets 4n to 128n by K n; both can be repeated.
  */
 #include "promptshap.h"
 
@@ -20,11 +22,13 @@
 
 #define MAX_GAMES 64
 #define N_MULTIPLIERS 6
-#define N_METHODS 4
+#define MAX_MULTIPLIERS 16
+#define N_METHODS 5
 
-static const int multipliers[N_MULTIPLIERS] = { 4, 8, 16, 32, 64, 128 };
-static const enum promptshap_method methods[N_METHODS] = {
-    PROMPTSHAP_METHOD_PERMUTATION, PROMPTSHAP_METHOD_KERNEL, PROMPTSHAP_METHOD_LEVERAGE, PROMPTSHAP_METHOD_BANZHAF,
+static const int default_multipliers[N_MULTIPLIERS] = { 4, 8, 16, 32, 64, 128 };
+static const enum promptshap_method all_methods[N_METHODS] = {
+    PROMPTSHAP_METHOD_PERMUTATION, PROMPTSHAP_METHOD_KERNEL, PROMPTSHAP_METHOD_LEVERAGE, PROMPTSHAP_METHOD_GP,
+    PROMPTSHAP_METHOD_BANZHAF,
 };
 
 typedef struct {
@@ -80,9 +84,33 @@ int main(int argc, char ** argv) {
     int n_seeds = 10;
     game_entry games[MAX_GAMES];
     int n_games = 0;
+    enum promptshap_method methods[N_METHODS];
+    int n_methods = 0;
+    int multipliers[MAX_MULTIPLIERS];
+    int n_multipliers = 0;
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--seeds") == 0 && a + 1 < argc) {
             n_seeds = atoi(argv[++a]);
+            continue;
+        }
+        if (strcmp(argv[a], "--method") == 0 && a + 1 < argc) {
+            enum promptshap_method method;
+            if (!promptshap_method_parse(argv[++a], &method) || n_methods == N_METHODS) {
+                fprintf(stderr, "bench_estimators: unknown method or more than %d: --method '%s'\n", N_METHODS,
+                        argv[a]);
+                return 2;
+            }
+            methods[n_methods++] = method;
+            continue;
+        }
+        if (strcmp(argv[a], "--multiple") == 0 && a + 1 < argc) {
+            int multiple = atoi(argv[++a]);
+            if (multiple < 1 || n_multipliers == MAX_MULTIPLIERS) {
+                fprintf(stderr, "bench_estimators: --multiple must be a positive integer, at most %d of them: '%s'\n",
+                        MAX_MULTIPLIERS, argv[a]);
+                return 2;
+            }
+            multipliers[n_multipliers++] = multiple;
             continue;
         }
         if (n_games == MAX_GAMES) {
@@ -108,8 +136,16 @@ int main(int argc, char ** argv) {
         n_games++;
     }
     if (n_games == 0 || n_seeds < 1) {
-        fprintf(stderr, "usage: bench_estimators [--seeds N] GAME_FILE...\n");
+        fprintf(stderr, "usage: bench_estimators [--seeds N] [--method NAME]... [--multiple K]... GAME_FILE...\n");
         return 2;
+    }
+    if (n_methods == 0) {
+        memcpy(methods, all_methods, sizeof(all_methods));
+        n_methods = N_METHODS;
+    }
+    if (n_multipliers == 0) {
+        memcpy(multipliers, default_multipliers, sizeof(default_multipliers));
+        n_multipliers = N_MULTIPLIERS;
     }
 
     double * errors = malloc((size_t)MAX_GAMES * (size_t)n_seeds * sizeof(double));
@@ -136,8 +172,8 @@ int main(int argc, char ** argv) {
         printf("| method | budget | evaluations (mean) | median rel. sq. error | p90 rel. sq. error | "
                "coverage of 2 SE | max rel. efficiency gap |\n");
         printf("|---|---|---|---|---|---|---|\n");
-        for (int mi = 0; mi < N_METHODS; mi++) {
-            for (int bi = 0; bi < N_MULTIPLIERS; bi++) {
+        for (int mi = 0; mi < n_methods; mi++) {
+            for (int bi = 0; bi < n_multipliers; bi++) {
                 int count = 0;
                 long n_covered = 0, n_players = 0;
                 double evaluations = 0.0, max_gap = 0.0;

@@ -58,6 +58,10 @@ extern "C" {
 #define PROMPTSHAP_AUTO_EXACT_MAX_UNITS 10
 /* Largest number of units for pairwise interaction indices (2^12 coalitions). */
 #define PROMPTSHAP_INTERACTIONS_MAX_UNITS 12
+/* Largest budget the gp method runs with: its fit factors a matrix of one
+ * row per sampled pair, 2048 rows (two 32 MiB matrices) at this budget.
+ * Above it, gp and the automatic choice run Leverage SHAP. */
+#define PROMPTSHAP_GP_MAX_BUDGET 4096
 
 /*
  * Status codes and errors
@@ -175,17 +179,19 @@ typedef struct promptshap_game {
 } promptshap_game;
 
 enum promptshap_method {
-    PROMPTSHAP_METHOD_AUTO        = 0, /* exact when 2^n fits the budget, else leverage (permutation below 4n) */
+    PROMPTSHAP_METHOD_AUTO        = 0, /* exact when 2^n fits the budget, else gp up to PROMPTSHAP_GP_MAX_BUDGET
+                                          and leverage above it (permutation below 4n) */
     PROMPTSHAP_METHOD_EXACT       = 1, /* all 2^n coalitions, closed-form Shapley weights */
     PROMPTSHAP_METHOD_PERMUTATION = 2, /* Monte Carlo over antithetic permutation pairs */
     PROMPTSHAP_METHOD_LOO         = 3, /* leave-one-out: v(N) - v(N without i) */
     PROMPTSHAP_METHOD_KERNEL      = 4, /* KernelSHAP: constrained weighted least squares, paired sampling */
     PROMPTSHAP_METHOD_LEVERAGE    = 5, /* Leverage SHAP: paired sampling by leverage scores, without replacement */
     PROMPTSHAP_METHOD_BANZHAF     = 6, /* Banzhaf values (a different index) by paired uniform sampling */
+    PROMPTSHAP_METHOD_GP          = 7, /* Gaussian-process regression on the pairs leverage samples */
 };
 
-/* Returns "auto", "exact", "permutation", "loo", "kernel", "leverage" or
- * "banzhaf"; NULL for other values. */
+/* Returns "auto", "exact", "permutation", "loo", "kernel", "leverage",
+ * "banzhaf" or "gp"; NULL for other values. */
 const char * promptshap_method_name(enum promptshap_method method);
 /* Parses a method name; returns false if it is unknown. */
 bool promptshap_method_parse(const char * name, enum promptshap_method * method);
@@ -374,6 +380,8 @@ struct promptshap_score_params {
                                               scoring with PROMPTSHAP_ERR_CANCELLED; NULL = never */
     void * should_stop_data;
     enum promptshap_engine engine;       /* default PROMPTSHAP_ENGINE_BATCHED */
+    double max_memory_mib;               /* host memory scoring may plan for; 0 = what the system reports
+                                            available. A batch that does not fit is halved until it does */
 };
 
 struct promptshap_score_params promptshap_score_default_params(void);
@@ -418,6 +426,33 @@ int promptshap_scorer_sequence(promptshap_scorer * scorer, const uint64_t * memb
 enum promptshap_status promptshap_scorer_eval(promptshap_scorer * scorer, const uint64_t * members,
                                               int n, double * values, promptshap_error * err);
 
+/* Work of a scorer's engine, counted since the scorer was created (or, from
+ * promptshap_scorer_plan, what one evaluation would do). A token counts once
+ * per llama_decode that processes it. */
+struct promptshap_engine_stats {
+    long long n_sequences;      /* coalition sequences scored */
+    long long n_tokens_total;   /* tokens of those sequences (framing, kept units, target): the work of one
+                                   full decode per coalition */
+    long long n_tokens_unique;  /* distinct tokens of the prefix tree of those sequences */
+    long long n_tokens_decoded; /* tokens sent to llama_decode, the framing head included once */
+    long long n_rows;           /* logits rows: the naive engine computes one per position; the batched
+                                   engine counts the rows it scores, once per sequence (identical
+                                   sequences share one computed row) */
+    long long n_decodes;        /* llama_decode calls */
+    double decode_seconds;      /* wall time inside llama_decode */
+    double softmax_seconds;     /* wall time of the log-softmax over scored rows */
+};
+
+/* The engine's counters since the scorer was created. */
+void promptshap_scorer_stats(const promptshap_scorer * scorer, struct promptshap_engine_stats * stats);
+
+/* Plans the evaluation of n coalitions without running the model: stats
+ * receives the sequences, tokens, rows and decode calls that
+ * promptshap_scorer_eval would use (seconds are zero; the framing head,
+ * decoded when the scorer was created, is not counted). */
+enum promptshap_status promptshap_scorer_plan(promptshap_scorer * scorer, const uint64_t * members, int n,
+                                              struct promptshap_engine_stats * stats, promptshap_error * err);
+
 /* Reference scoring of one coalition: one token per llama_decode call with
  * the KV cache kept, logits at every position. Slow; for tests. */
 enum promptshap_status promptshap_scorer_eval_reference(promptshap_scorer * scorer, const uint64_t * members,
@@ -435,13 +470,74 @@ struct promptshap_generate_params {
     int n_predict;     /* max tokens to generate; default 128 */
     float temperature; /* 0 = greedy (default) */
     uint64_t seed;     /* sampling seed when temperature > 0 */
+    const char * channel; /* harmony: the channel whose text promptshap_generate returns; NULL = "final" */
 };
 
 struct promptshap_generate_params promptshap_generate_default_params(void);
 
+/* Harmony's control token ids in a vocabulary; -1 for one it lacks. */
+struct promptshap_harmony_ids {
+    int32_t start, end, message, channel, constrain, ret, call;
+};
+
+/* One message of a generated response. */
+typedef struct promptshap_message {
+    char * role;      /* the header's role, "assistant" for the message the prompt opened */
+    char * channel;   /* harmony channel name ("analysis", "commentary", "final"); "" when the header has
+                         none; NULL without harmony */
+    char * recipient; /* the header's "to=..." target, or NULL */
+    char * constrain; /* the content type after <|constrain|>, or NULL */
+    char * text;      /* the content, NUL-terminated */
+    int token_begin;  /* content tokens [token_begin, token_end) of the generated tokens */
+    int token_end;
+    bool complete;    /* ended by <|end|>, <|return|> or <|call|> (harmony) or an end-of-generation token */
+} promptshap_message;
+
+/* A generated response: its tokens, its raw text and, with harmony, its
+ * messages as read from the control tokens. */
+typedef struct promptshap_generation {
+    enum promptshap_chat chat;      /* framing after AUTO was resolved */
+    int n_tokens;
+    int32_t * tokens;               /* [n_tokens] generated tokens, the end token included */
+    char * text;                    /* the bytes of every generated token, control tokens written as their text */
+    int n_messages;
+    promptshap_message * messages;  /* [n_messages]; without harmony one message holding the text */
+    int n_problems;
+    char ** problems;               /* malformed harmony structure, one sentence each; never glued into a
+                                       message */
+    bool hit_limit;                 /* generation stopped at n_predict rather than at an end token */
+} promptshap_generation;
+
+/* Reads harmony messages from generated tokens. pieces[i] is the
+ * NUL-terminated text of tokens[i]; role is the role the prompt opened
+ * (the framing ends with "<|start|>assistant", so generation starts inside
+ * that header). Control tokens are recognized by id only, so text that
+ * merely spells "<|channel|>" stays content. hit_limit tells whether the
+ * tokens end because a limit was hit. Free with promptshap_generation_free. */
+enum promptshap_status promptshap_harmony_parse(const int32_t * tokens, const char * const * pieces, int n,
+                                                const struct promptshap_harmony_ids * ids, const char * role,
+                                                bool hit_limit, promptshap_generation ** out,
+                                                promptshap_error * err);
+
+/* The text of every message on a channel, in order, separated by blank
+ * lines; NULL when there is none (or on allocation failure). Without
+ * harmony, channel NULL gives the whole answer. Freed by the caller. */
+char * promptshap_generation_channel_text(const promptshap_generation * gen, const char * channel);
+
+/* Generates a response to prompt with the framing of sp and parses its
+ * harmony channels. */
+enum promptshap_status promptshap_generate_full(promptshap_model * model, const char * prompt, size_t prompt_len,
+                                                const struct promptshap_score_params * sp,
+                                                const struct promptshap_generate_params * gp,
+                                                promptshap_generation ** out, promptshap_error * err);
+
+/* Frees a generation; accepts NULL. */
+void promptshap_generation_free(promptshap_generation * gen);
+
 /* Generates a response to prompt with the framing of sp (units and target
- * fields are ignored). With harmony framing only the final channel's text
- * is returned. *text is malloc'ed, NUL-terminated, freed by the caller. */
+ * fields are ignored). With harmony framing only the text of gp->channel
+ * (the final channel by default) is returned. *text is malloc'ed,
+ * NUL-terminated, freed by the caller. */
 enum promptshap_status promptshap_generate(promptshap_model * model, const char * prompt, size_t prompt_len,
                                            const struct promptshap_score_params * sp,
                                            const struct promptshap_generate_params * gp,
@@ -490,6 +586,7 @@ typedef struct promptshap_result {
     int n_sentences;
     promptshap_sentence * sentences; /* [n_sentences], NULL unless sentences were requested */
     double seconds;                 /* wall time of scoring and estimation */
+    struct promptshap_engine_stats engine; /* the scoring engine's work for this result */
 } promptshap_result;
 
 /* Explains target under prompt. The result is freed with
@@ -522,6 +619,19 @@ struct promptshap_json_meta {
     uint64_t seed;
     bool include_timing; /* write "seconds" (false gives byte-identical output run to run) */
 };
+
+/* Rank correlations of two value vectors over the same n units: Spearman's
+ * rho (average ranks for ties) and Kendall's tau-b. A coefficient is NaN
+ * when one vector is constant. Fails for n < 2 or a value that is not
+ * finite. */
+enum promptshap_status promptshap_rank_correlation(const double * a, const double * b, int n, double * spearman,
+                                                   double * kendall, promptshap_error * err);
+
+/* JSON pieces for callers that write their own objects: a string (bytes
+ * that are not valid UTF-8 become U+FFFD; NULL is written as "") and a
+ * number (17 significant digits, null when not finite). */
+void promptshap_json_string(FILE * f, const char * s);
+void promptshap_json_number(FILE * f, double x);
 
 /* Writes a result as one JSON object (see docs/json.md); a result of
  * promptshap_logprob gives the short form without units' values. Returns

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Builds libllama (CPU, Release, shared) from the llama.cpp source release that
+# Builds libllama (Release, shared; CPU unless told otherwise) from the llama.cpp source release that
 # the npm package pinned in deps/package-lock.json carries, and installs it into
 # a cache folder that later builds reuse. Prints the install prefix on stdout.
 #
 #   scripts/build-llama.sh            build or reuse .cache/llama-<release>
 #   PROMPTSHAP_CACHE=DIR              put the cache somewhere else
 #   PROMPTSHAP_LLAMA_CMAKE_ARGS="..." extra CMake arguments (for example -DGGML_CUDA=ON)
+#   PROMPTSHAP_LLAMA_FLAVOR=NAME      keep this build apart from the CPU one
+#                                     (.cache/llama.cpp-<release>-NAME)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,9 +17,10 @@ release=v0.4.0
 jobs=${PROMPTSHAP_JOBS:-$(nproc 2>/dev/null || echo 2)}
 extra_args=${PROMPTSHAP_LLAMA_CMAKE_ARGS:-}
 
+flavor=${PROMPTSHAP_LLAMA_FLAVOR:+-$PROMPTSHAP_LLAMA_FLAVOR}
 src=$cache/llama.cpp-$release/src
-build=$cache/llama.cpp-$release/build
-prefix=$cache/llama.cpp-$release/install
+build=$cache/llama.cpp-$release$flavor/build
+prefix=$cache/llama.cpp-$release$flavor/install
 stamp=$prefix/.promptshap-stamp
 
 log() { printf 'build-llama: %s\n' "$*" >&2; }

@@ -75,6 +75,10 @@ enum promptshap_status ps_run_kernel(const promptshap_game * game, const struct 
                                      long budget, promptshap_estimate * est, promptshap_error * err);
 enum promptshap_status ps_run_leverage(const promptshap_game * game, const struct promptshap_estimate_params * p,
                                        long budget, promptshap_estimate * est, promptshap_error * err);
+/* Gaussian-process regression on the pairs Leverage SHAP samples
+ * (regression.c). */
+enum promptshap_status ps_run_gp(const promptshap_game * game, const struct promptshap_estimate_params * p,
+                                 long budget, promptshap_estimate * est, promptshap_error * err);
 enum promptshap_status ps_run_banzhaf(const promptshap_game * game, const struct promptshap_estimate_params * p,
                                       long budget, promptshap_estimate * est, promptshap_error * err);
 
@@ -83,7 +87,8 @@ enum promptshap_status ps_run_banzhaf(const promptshap_game * game, const struct
 void ps_interactions_from_table(int n, const double * totals, double * out);
 
 /* Test hook: a nonzero fault makes the regression estimators use uniform
- * weights in place of the Shapley kernel, so tests can check that their
+ * weights in place of the Shapley kernel, and gp a prior of independent
+ * residuals with no credit for interactions, so tests can check that their
  * error bounds reject a wrong estimator. */
 void ps_regression_set_fault(int fault);
 

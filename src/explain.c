@@ -224,6 +224,7 @@ enum promptshap_status promptshap_explain(promptshap_model * model, const char *
     }
 
 done:
+    promptshap_scorer_stats(sc, &r->engine);
     promptshap_scorer_free(sc);
     if (st != PROMPTSHAP_OK) {
         promptshap_result_free(r);
@@ -277,6 +278,9 @@ enum promptshap_status promptshap_logprob(promptshap_model * model, const char *
 done:
     free(values);
     free(all);
+    if (r) {
+        promptshap_scorer_stats(sc, &r->engine);
+    }
     promptshap_scorer_free(sc);
     if (st != PROMPTSHAP_OK) {
         promptshap_result_free(r);

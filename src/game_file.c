@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 void promptshap_game_table_free(promptshap_game_table * table) {
     if (!table) {
@@ -20,16 +21,25 @@ void promptshap_game_table_free(promptshap_game_table * table) {
 }
 
 /* Reads one line into buf; false at the end of the file. A line longer
- * than the buffer is reported through *too_long. */
-static bool read_line(FILE * f, char * buf, size_t size, bool * too_long) {
-    if (!fgets(buf, (int)size, f)) {
+ * than the buffer is reported through *too_long, and a NUL byte in it
+ * (which would end the text early) through *has_nul. */
+static bool read_line(FILE * f, char * buf, size_t size, bool * too_long, bool * has_nul) {
+    char * line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    if (n < 0) {
+        free(line);
         return false;
     }
-    size_t len = strlen(buf);
-    *too_long = len == size - 1 && buf[len - 1] != '\n' && !feof(f);
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
-        buf[--len] = '\0';
+    *has_nul = memchr(line, '\0', (size_t)n) != NULL;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+        n--;
     }
+    *too_long = (size_t)n >= size;
+    size_t keep = *too_long ? size - 1 : (size_t)n;
+    memcpy(buf, line, keep);
+    buf[keep] = '\0';
+    free(line);
     return true;
 }
 
@@ -43,6 +53,7 @@ enum promptshap_status promptshap_game_table_read(const char * path, promptshap_
     }
     char line[256];
     bool too_long = false;
+    bool has_nul = false;
     long line_no = 1;
     enum promptshap_status st = PROMPTSHAP_OK;
     promptshap_game_table * table = calloc(1, sizeof(*table));
@@ -53,8 +64,8 @@ enum promptshap_status promptshap_game_table_read(const char * path, promptshap_
 
     /* the header */
     int n = 0, used = 0;
-    if (!read_line(f, line, sizeof(line), &too_long) || sscanf(line, "# players %d%n", &n, &used) != 1 ||
-        line[used] != '\0') {
+    if (!read_line(f, line, sizeof(line), &too_long, &has_nul) || has_nul ||
+        sscanf(line, "# players %d%n", &n, &used) != 1 || line[used] != '\0') {
         st = ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT, "%s:1: expected a '# players N' line", path);
         goto done;
     }
@@ -73,10 +84,14 @@ enum promptshap_status promptshap_game_table_read(const char * path, promptshap_
 
     /* comment lines, then one line per coalition in mask order */
     long mask = 0;
-    while (read_line(f, line, sizeof(line), &too_long)) {
+    while (read_line(f, line, sizeof(line), &too_long, &has_nul)) {
         line_no++;
         if (too_long) {
             st = ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT, "%s:%ld: the line is too long", path, line_no);
+            goto done;
+        }
+        if (has_nul) {
+            st = ps_fail(err, PROMPTSHAP_ERR_INVALID_INPUT, "%s:%ld: the line contains a NUL byte", path, line_no);
             goto done;
         }
         if (line[0] == '#' && mask == 0) {

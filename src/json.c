@@ -92,8 +92,25 @@ static void put_target_tokens(const promptshap_result * r, FILE * f) {
     fputs("\n  ]", f);
 }
 
+/* The engine's work: token counts always, its seconds with the timing. */
+static void put_engine(const promptshap_result * r, const struct promptshap_json_meta * meta, FILE * f) {
+    const struct promptshap_engine_stats * s = &r->engine;
+    fprintf(f,
+            ",\n  \"engine\": {\"sequences\": %lld, \"tokens_total\": %lld, \"tokens_unique\": %lld, "
+            "\"tokens_decoded\": %lld, \"rows\": %lld, \"decodes\": %lld",
+            s->n_sequences, s->n_tokens_total, s->n_tokens_unique, s->n_tokens_decoded, s->n_rows, s->n_decodes);
+    if (!meta || meta->include_timing) {
+        fputs(", \"decode_seconds\": ", f);
+        put_number(f, s->decode_seconds);
+        fputs(", \"softmax_seconds\": ", f);
+        put_number(f, s->softmax_seconds);
+    }
+    fputc('}', f);
+}
+
 /* The short form of a promptshap_logprob result. */
-static enum promptshap_status write_logprob_tail(const promptshap_result * r, FILE * f) {
+static enum promptshap_status write_logprob_tail(const promptshap_result * r, const struct promptshap_json_meta * meta,
+                                                 FILE * f) {
     double total = 0.0;
     for (int t = 0; t < r->n_target_tokens; t++) {
         total += r->target_tokens[t].logprob;
@@ -101,6 +118,7 @@ static enum promptshap_status write_logprob_tail(const promptshap_result * r, FI
     put_target_tokens(r, f);
     fputs(",\n  \"total_logprob\": ", f);
     put_number(f, total);
+    put_engine(r, meta, f);
     fputs("\n}\n", f);
     return ferror(f) ? PROMPTSHAP_ERR_IO : PROMPTSHAP_OK;
 }
@@ -126,7 +144,7 @@ enum promptshap_status promptshap_result_write_json(const promptshap_result * r,
     fputs(",\n  \"target\": ", f);
     put_string(f, r->target, strlen(r->target));
     if (!e) {
-        return write_logprob_tail(r, f);
+        return write_logprob_tail(r, meta, f);
     }
     fprintf(f, ",\n  \"method\": \"%s\"", promptshap_method_name(e->method));
     fprintf(f, ",\n  \"requested_method\": \"%s\"", promptshap_method_name(e->requested));
@@ -163,6 +181,7 @@ enum promptshap_status promptshap_result_write_json(const promptshap_result * r,
         fputs(",\n  \"seconds\": ", f);
         put_number(f, r->seconds);
     }
+    put_engine(r, meta, f);
 
     /* target tokens and the matrix */
     put_target_tokens(r, f);
@@ -204,4 +223,12 @@ enum promptshap_status promptshap_result_write_json(const promptshap_result * r,
     }
     fputs("\n}\n", f);
     return ferror(f) ? PROMPTSHAP_ERR_IO : PROMPTSHAP_OK;
+}
+
+void promptshap_json_string(FILE * f, const char * s) {
+    put_token_text(f, s ? s : "");
+}
+
+void promptshap_json_number(FILE * f, double x) {
+    put_number(f, x);
 }

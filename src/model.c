@@ -5,26 +5,39 @@
  */
 #include "model.h"
 
+#include "gguf.h"
+
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The last error line libllama logged, quoted when a load fails. */
+/* The last error line libllama logged, quoted when a context cannot be
+ * made, and the first one since the model load began: a failed load logs
+ * its cause first and a generic "failed to load model" last. */
 static char last_llama_error[256];
+static char first_llama_error[256];
+
+static void copy_line(char * dst, size_t size, const char * text) {
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) {
+        n--;
+    }
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(dst, text, n);
+    dst[n] = '\0';
+}
 
 static void quiet_log(enum ggml_log_level level, const char * text, void * user_data) {
     (void)user_data;
     if (level == GGML_LOG_LEVEL_ERROR && text) {
-        size_t n = strlen(text);
-        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) {
-            n--;
+        copy_line(last_llama_error, sizeof(last_llama_error), text);
+        if (!first_llama_error[0]) {
+            copy_line(first_llama_error, sizeof(first_llama_error), text);
         }
-        if (n >= sizeof(last_llama_error)) {
-            n = sizeof(last_llama_error) - 1;
-        }
-        memcpy(last_llama_error, text, n);
-        last_llama_error[n] = '\0';
     }
     ps_log_forward((int)level, text);
 }
@@ -43,6 +56,93 @@ struct promptshap_model_params promptshap_model_default_params(void) {
         .n_gpu_layers = 0,
     };
     return p;
+}
+
+/* libllama matches user-defined tokens in any text, even when asked not to
+ * parse special tokens, and it makes GPT-OSS's <|channel|>, <|message|>,
+ * <|start|>, <|constrain|> and <|end|> user-defined so that they render.
+ * A user who types "<|channel|>" would then inject a control token. The
+ * markers among the user-defined tokens (text in angle brackets) are
+ * listed here, and ps_tokenize cuts user text inside each occurrence. */
+static bool find_markers(promptshap_model * model) {
+    int cap = 0;
+    for (int32_t id = 0; id < model->n_vocab; id++) {
+        if (!(llama_vocab_get_attr(model->vocab, id) & LLAMA_TOKEN_ATTR_USER_DEFINED)) {
+            continue;
+        }
+        const char * text = llama_vocab_get_text(model->vocab, id);
+        size_t n = text ? strlen(text) : 0;
+        if (n < 3 || text[0] != '<' || text[n - 1] != '>') {
+            continue;
+        }
+        if (model->n_markers == cap) {
+            cap = cap ? 2 * cap : 16;
+            const char ** grown = realloc(model->markers, (size_t)cap * sizeof(char *));
+            if (!grown) {
+                return false;
+            }
+            model->markers = grown;
+        }
+        model->markers[model->n_markers++] = text;
+    }
+    return true;
+}
+
+static int compare_strings(const void * a, const void * b) {
+    return strcmp(*(const char * const *)a, *(const char * const *)b);
+}
+
+/* Checks, before libllama reads the file, what libllama v0.4.0 asserts
+ * on rather than reports: a block count of 0 or above its 512-layer limit,
+ * and a vocabulary that lists one token text twice. Either would abort the
+ * process inside libllama. */
+static enum promptshap_status check_gguf(const char * path, promptshap_error * err) {
+    struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
+    struct gguf_context * g = gguf_init_from_file(path, gp);
+    if (!g) {
+        return ps_fail(err, PROMPTSHAP_ERR_MODEL,
+                       "could not load '%s': it starts like a GGUF file but its header is damaged or "
+                       "truncated%s%s; download or convert the model again",
+                       path, first_llama_error[0] ? ": " : "", first_llama_error);
+    }
+    enum promptshap_status st = PROMPTSHAP_OK;
+    int64_t arch_key = gguf_find_key(g, "general.architecture");
+    if (arch_key >= 0 && gguf_get_kv_type(g, arch_key) == GGUF_TYPE_STRING) {
+        char key[160];
+        snprintf(key, sizeof(key), "%s.block_count", gguf_get_val_str(g, arch_key));
+        int64_t k = gguf_find_key(g, key);
+        if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_UINT32) {
+            uint32_t layers = gguf_get_val_u32(g, k);
+            if (layers == 0 || layers > 512) {
+                st = ps_fail(err, PROMPTSHAP_ERR_MODEL, "'%s' has %s = %u; a model needs 1 to 512 layers",
+                             path, key, layers);
+            }
+        }
+    }
+    int64_t tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
+    if (st == PROMPTSHAP_OK && tokens >= 0 && gguf_get_kv_type(g, tokens) == GGUF_TYPE_ARRAY &&
+        gguf_get_arr_type(g, tokens) == GGUF_TYPE_STRING) {
+        size_t n = gguf_get_arr_n(g, tokens);
+        const char ** texts = malloc((n + 1) * sizeof(char *));
+        if (!texts) {
+            st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory checking the vocabulary of '%s'", path);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                texts[i] = gguf_get_arr_str(g, tokens, i);
+            }
+            qsort(texts, n, sizeof(char *), compare_strings);
+            for (size_t i = 1; i < n && st == PROMPTSHAP_OK; i++) {
+                if (strcmp(texts[i - 1], texts[i]) == 0) {
+                    st = ps_fail(err, PROMPTSHAP_ERR_MODEL,
+                                 "'%s' lists the token '%.60s' twice in tokenizer.ggml.tokens; the vocabulary is "
+                                 "damaged", path, texts[i]);
+                }
+            }
+            free(texts);
+        }
+    }
+    gguf_free(g);
+    return st;
 }
 
 enum promptshap_status promptshap_model_load(const char * path, const struct promptshap_model_params * params,
@@ -72,6 +172,11 @@ enum promptshap_status promptshap_model_load(const char * path, const struct pro
 
     ps_backend_init();
     last_llama_error[0] = '\0';
+    first_llama_error[0] = '\0';
+    enum promptshap_status st = check_gguf(path, err);
+    if (st != PROMPTSHAP_OK) {
+        return st;
+    }
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = p.n_gpu_layers;
     struct llama_model * lm = llama_model_load_from_file(path, mp);
@@ -79,7 +184,7 @@ enum promptshap_status promptshap_model_load(const char * path, const struct pro
         return ps_fail(err, PROMPTSHAP_ERR_MODEL,
                        "libllama %s could not load '%s'%s%s (a truncated file or an unsupported "
                        "architecture; --verbose shows llama.cpp's log)",
-                       PROMPTSHAP_LLAMA_RELEASE, path, last_llama_error[0] ? ": " : "", last_llama_error);
+                       PROMPTSHAP_LLAMA_RELEASE, path, first_llama_error[0] ? ": " : "", first_llama_error);
     }
 
     promptshap_model * model = calloc(1, sizeof(*model));
@@ -92,6 +197,10 @@ enum promptshap_status promptshap_model_load(const char * path, const struct pro
     model->vocab = llama_model_get_vocab(lm);
     model->n_vocab = llama_vocab_n_tokens(model->vocab);
     llama_model_desc(lm, model->desc, sizeof(model->desc));
+    if (!find_markers(model)) {
+        promptshap_model_free(model);
+        return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory loading '%s'", path);
+    }
     if (llama_model_has_encoder(lm) || !llama_model_has_decoder(lm)) {
         promptshap_model_free(model);
         return ps_fail(err, PROMPTSHAP_ERR_MODEL,
@@ -106,6 +215,7 @@ void promptshap_model_free(promptshap_model * model) {
         return;
     }
     llama_model_free(model->lm);
+    free(model->markers);
     free(model);
 }
 
@@ -125,8 +235,9 @@ int promptshap_model_n_ctx_train(const promptshap_model * model) {
  * Tokens
  */
 
-int ps_tokenize(const promptshap_model * model, const char * text, size_t len, bool add_special, bool parse_special,
-                int32_t ** tokens) {
+/* llama_tokenize into a malloc'ed buffer; the count, or -1. */
+static int tokenize_once(const promptshap_model * model, const char * text, size_t len, bool add_special,
+                         bool parse_special, int32_t ** tokens) {
     *tokens = NULL;
     if (len > INT32_MAX / 2) {
         return -1;
@@ -154,6 +265,65 @@ int ps_tokenize(const promptshap_model * model, const char * text, size_t len, b
     }
     *tokens = buf;
     return n;
+}
+
+/* The length of the marker that starts at text[i], or 0. */
+static size_t marker_at(const promptshap_model * model, const char * text, size_t len, size_t i) {
+    for (int k = 0; k < model->n_markers; k++) {
+        size_t m = strlen(model->markers[k]);
+        if (m <= len - i && memcmp(text + i, model->markers[k], m) == 0) {
+            return m;
+        }
+    }
+    return 0;
+}
+
+int ps_tokenize(const promptshap_model * model, const char * text, size_t len, bool add_special, bool parse_special,
+                int32_t ** tokens) {
+    if (parse_special || add_special || model->n_markers == 0 || !memchr(text, '<', len)) {
+        return tokenize_once(model, text, len, add_special, parse_special, tokens);
+    }
+    /* Text that may spell a marker: tokenize the pieces between cuts made
+     * one byte into every marker, so no piece holds a whole marker. After
+     * the '<' is where a regex pre-tokenizer splits such text anyway. */
+    *tokens = NULL;
+    int32_t * all = NULL;
+    int n_all = 0;
+    size_t from = 0;
+    for (size_t i = 0; i <= len; i++) {
+        bool cut = i == len;
+        if (!cut && text[i] == '<' && marker_at(model, text, len, i) > 0) {
+            cut = true;
+            i++; /* the piece ends after the '<' */
+        }
+        if (!cut || i == from) {
+            continue;
+        }
+        int32_t * part = NULL;
+        int n = tokenize_once(model, text + from, i - from, false, false, &part);
+        int32_t * grown = n >= 0 ? realloc(all, ((size_t)n_all + (size_t)n + 1) * sizeof(int32_t)) : NULL;
+        if (!grown) {
+            free(part);
+            free(all);
+            return -1;
+        }
+        all = grown;
+        if (n > 0) {
+            memcpy(all + n_all, part, (size_t)n * sizeof(int32_t));
+        }
+        n_all += n;
+        free(part);
+        from = i;
+        i--; /* the loop's i++ moves on to the byte after the cut */
+    }
+    if (!all) {
+        all = malloc(sizeof(int32_t));
+        if (!all) {
+            return -1;
+        }
+    }
+    *tokens = all;
+    return n_all;
 }
 
 int ps_token_piece(const promptshap_model * model, int32_t token, char ** piece) {
@@ -214,6 +384,13 @@ struct llama_context * ps_context_new(promptshap_model * model, int n_ctx, int n
     /* One KV buffer for all sequences, so the cells of a batch are shared
      * out by need rather than split evenly between n_seq sequences. */
     cp.kv_unified = true;
+    /* Sliding-window layers (GPT-OSS alternates them) keep a full-size
+     * cache, so cells copied from the kept prefix with llama_memory_seq_cp
+     * stay valid in every sequence of a tree. A window-sized cache would
+     * need about window x sequences cells anyway, more than a tree's batch;
+     * the harmony_model test checks that prefix trees and single decodes
+     * agree on a model whose sequences are longer than its window. */
+    cp.swa_full = true;
     cp.no_perf = true;
     /* A 32-bit KV cache: with libllama's default 16-bit cache, scoring a
      * 254-token target in one decode and one token per decode disagreed by
@@ -242,6 +419,23 @@ static long head_width(const promptshap_model * model, const char * which) {
     return n_head > 0 ? llama_model_n_embd(model->lm) / n_head : llama_model_n_embd(model->lm);
 }
 
+int ps_tree_cells_cap(const promptshap_model * model) {
+    double n_embd = llama_model_n_embd(model->lm);
+    double layers = llama_model_n_layer(model->lm);
+    double heads = llama_model_n_head(model->lm);
+    double width = (double)head_width(model, "key_length") + (double)head_width(model, "value_length");
+    /* multiply-adds per token of the weights outside the embedding, and of
+     * one scored logits row, against those of attending to one more cell */
+    double weights = (double)llama_model_n_params(model->lm) - (double)model->n_vocab * n_embd;
+    double per_token = (weights > 0 ? weights : 0) + (double)model->n_vocab * n_embd;
+    double per_cell = layers * heads * width;
+    if (per_cell <= 0) {
+        return INT_MAX;
+    }
+    double cap = 0.1 * per_token / per_cell;
+    return cap > 1e9 ? 1000000000 : (int)cap;
+}
+
 size_t ps_context_bytes(const promptshap_model * model, int n_kv, int n_rows, int n_seq, size_t * kv_bytes,
                         size_t * logits_bytes) {
     double layers = llama_model_n_layer(model->lm);
@@ -251,7 +445,12 @@ size_t ps_context_bytes(const promptshap_model * model, int n_kv, int n_rows, in
     double logits = (double)n_rows * model->n_vocab * sizeof(float);
     /* llama_batch_init: token, pos, n_seq_id, logits and n_seq ids per token */
     double batch = (double)n_kv * (4.0 + 4.0 + 4.0 + 1.0 + sizeof(void *) + 4.0 * n_seq);
-    double total = kv + logits + batch;
+    /* libllama's compute buffer, dominated (flash attention off) by the
+     * attention scores of one micro-batch against every cell, and its
+     * softmax, for all heads of a layer at once */
+    double n_ubatch = n_kv < 512 ? n_kv : 512;
+    double compute = 2.0 * (double)n_kv * n_ubatch * llama_model_n_head(model->lm) * 4.0;
+    double total = kv + logits + batch + compute;
     *kv_bytes = kv > (double)SIZE_MAX ? SIZE_MAX : (size_t)kv;
     *logits_bytes = logits > (double)SIZE_MAX ? SIZE_MAX : (size_t)logits;
     return total > (double)SIZE_MAX ? SIZE_MAX : (size_t)total;

@@ -16,6 +16,9 @@ struct promptshap_model {
     int n_vocab;
     char desc[128];
     int n_gpu_layers; /* as loaded: 0 keeps every layer and the KV cache in host memory */
+    const char ** markers; /* [n_markers] user-defined tokens written <...>, which libllama matches
+                              in any text; borrowed from the vocabulary */
+    int n_markers;
 };
 
 /* Routes libllama's log through promptshap_log_set and initializes the
@@ -26,7 +29,8 @@ void ps_log_forward(int level, const char * text);
 /* The last error line libllama logged (empty if none). */
 const char * ps_last_llama_error(void);
 
-/* Tokenizes text; *tokens is malloc'ed. Returns the count or -1. */
+/* Tokenizes text; *tokens is malloc'ed. Returns the count or -1. Without
+ * parse_special no control or marker token comes from the text itself. */
 int ps_tokenize(const promptshap_model * model, const char * text, size_t len, bool add_special, bool parse_special,
                 int32_t ** tokens);
 /* The bytes a token decodes to (special tokens render as nothing);
@@ -39,9 +43,18 @@ int ps_default_threads(void);
 
 /* An upper estimate of the host memory a scoring context allocates in
  * libllama: a 32-bit KV cache of n_kv cells for every layer (sliding-window
- * layers counted in full) and n_rows logits rows, plus the batch. */
+ * layers counted in full), n_rows logits rows, the attention scores of one
+ * micro-batch, plus the batch. */
 size_t ps_context_bytes(const promptshap_model * model, int n_kv, int n_rows, int n_seq, size_t * kv_bytes,
                         size_t * logits_bytes);
+
+/* The KV cells up to which one more cell in a decode costs at most a tenth
+ * of a token's weight multiply-adds (and one logits row): every token of a
+ * decode attends to every cell of it, masked or not (flash attention off),
+ * so a prefix tree larger than this spends more on attention than sharing
+ * saves. Large models allow thousands of cells; a 260K-parameter model
+ * fewer than one sequence's. */
+int ps_tree_cells_cap(const promptshap_model * model);
 
 /* MemAvailable from /proc/meminfo in bytes, or 0 when it cannot be read. */
 size_t ps_available_memory(void);

@@ -4,8 +4,9 @@
  * renders the framing (raw, chat template or harmony) around a coalition's
  * text, tokenizes the target once, and scores coalitions: many sequences
  * per llama_decode call, logits kept only at the positions that predict
- * target tokens, log-softmax over the full vocabulary in double.
+ * target tokens, log-softmax over the full vocabulary (logsoftmax.c).
  */
+#include "logsoftmax.h"
 #include "model.h"
 
 #include <math.h>
@@ -53,6 +54,9 @@ struct promptshap_scorer {
     bool (*should_stop)(void * user_data);
     void * should_stop_data;
     enum promptshap_engine engine;
+    int n_threads;                 /* for the log-softmax of scored rows */
+    ps_softmax_job * jobs;         /* [n_outputs_max] scored rows of one decode */
+    struct promptshap_engine_stats stats;
 };
 
 struct promptshap_score_params promptshap_score_default_params(void) {
@@ -465,7 +469,7 @@ static int context_tokens(promptshap_scorer * sc, const uint64_t * members, int3
     return n;
 }
 
-static double log_softmax_at(const float * row, int n_vocab, int32_t token);
+static int engine_decode(promptshap_scorer * sc, struct llama_batch * b);
 
 /* Decodes the framing's head once into PREFIX_SEQ. Every coalition's
  * sequence starts with it, so trees copy these cells instead of decoding
@@ -481,7 +485,7 @@ static enum promptshap_status decode_prefix(promptshap_scorer * sc, promptshap_e
         b->seq_id[pos][0] = PREFIX_SEQ;
         b->logits[pos] = pos == sc->n_prefix - 1;
     }
-    int ret = llama_decode(sc->ctx, *b);
+    int ret = engine_decode(sc, b);
     if (ret == 2) {
         return ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
     }
@@ -493,8 +497,50 @@ static enum promptshap_status decode_prefix(promptshap_scorer * sc, promptshap_e
     if (!row) {
         return ps_fail(err, PROMPTSHAP_ERR_DECODE, "libllama returned no logits for the framing prefix");
     }
-    sc->prefix_logp0 = log_softmax_at(row, sc->model->n_vocab, sc->target_ids[0]);
+    sc->prefix_logp0 = ps_log_softmax(row, sc->model->n_vocab, sc->target_ids[0]);
+    sc->stats.n_rows++;
     return PROMPTSHAP_OK;
+}
+
+/* Sizes one decode: KV cells for the kept prefix and a batch of n_batch
+ * tokens (at least one whole sequence of n_seq_cells), sequence slots and
+ * logits rows. */
+static void size_plan(promptshap_scorer * sc, int n_batch, int n_seq_cells, bool naive) {
+    /* a tree holds at most 255 sequences, so a larger batch is never used */
+    if (n_batch / 255 > n_seq_cells) {
+        n_batch = 255 * n_seq_cells;
+    }
+    /* Nor a tree whose attention costs more than its sharing saves. On the
+     * 260K-parameter demo model (1 thread, 64 coalitions of 230 tokens),
+     * trees of 2 sequences per decode took 2.4 times the naive engine's
+     * time and trees of 7 sequences 5 times; the cap gives it one sequence
+     * per decode. */
+    int cap = ps_tree_cells_cap(sc->model);
+    if (n_batch > cap) {
+        n_batch = cap;
+    }
+    sc->n_kv = sc->framing.n_head + (n_batch > n_seq_cells ? n_batch : n_seq_cells);
+    /* libllama keeps at least one logits row per sequence slot, so the
+     * slots may not outnumber the rows, and neither the KV cells */
+    sc->n_seq_max = (int)llama_max_parallel_sequences();
+    if (sc->n_seq_max > 256) {
+        sc->n_seq_max = 256;
+    }
+    if (sc->n_seq_max > sc->n_kv) {
+        sc->n_seq_max = sc->n_kv;
+    }
+    size_t row_bytes = (size_t)sc->model->n_vocab * sizeof(float);
+    size_t rows = LOGITS_BUDGET_BYTES / row_bytes;
+    if (rows < (size_t)sc->n_target) {
+        rows = (size_t)sc->n_target;
+    }
+    if (rows < (size_t)sc->n_seq_max) {
+        rows = (size_t)sc->n_seq_max;
+    }
+    if (rows > (size_t)sc->n_kv || naive) {
+        rows = (size_t)sc->n_kv; /* the naive engine keeps a row for every position */
+    }
+    sc->n_outputs_max = (int)rows;
 }
 
 enum promptshap_status promptshap_scorer_init(promptshap_model * model, const char * prompt, size_t prompt_len,
@@ -599,44 +645,41 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
          * tokenize longer than the full prompt, and the 64 spare cells cover
          * the cases where they do. */
         int n_seq_cells = n_full + 64 < sc->n_ctx_limit ? n_full + 64 : sc->n_ctx_limit;
-        sc->n_kv = sc->framing.n_head + (p.n_batch > n_seq_cells ? p.n_batch : n_seq_cells);
-        /* libllama keeps at least one logits row per sequence slot, so the
-         * slots may not outnumber the rows, and neither the KV cells */
-        sc->n_seq_max = (int)llama_max_parallel_sequences();
-        if (sc->n_seq_max > 256) {
-            sc->n_seq_max = 256;
-        }
-        if (sc->n_seq_max > sc->n_kv) {
-            sc->n_seq_max = sc->n_kv;
-        }
-        size_t row_bytes = (size_t)model->n_vocab * sizeof(float);
-        size_t rows = LOGITS_BUDGET_BYTES / row_bytes;
-        if (rows < (size_t)sc->n_target) {
-            rows = (size_t)sc->n_target;
-        }
-        if (rows < (size_t)sc->n_seq_max) {
-            rows = (size_t)sc->n_seq_max;
-        }
-        if (rows > (size_t)sc->n_kv || p.engine == PROMPTSHAP_ENGINE_NAIVE) {
-            rows = (size_t)sc->n_kv; /* the naive engine keeps a row for every position */
-        }
-        sc->n_outputs_max = (int)rows;
-    }
+        size_plan(sc, p.n_batch, n_seq_cells, p.engine == PROMPTSHAP_ENGINE_NAIVE);
 
-    /* Check the memory before libllama allocates it, so a request that
-     * cannot fit fails with the numbers rather than inside libllama. With
-     * layers on a GPU the cache is not in host memory, so the check is off. */
-    if (model->n_gpu_layers == 0 || !llama_supports_gpu_offload()) {
-        size_t kv_bytes = 0, logits_bytes = 0;
-        size_t need = ps_context_bytes(model, sc->n_kv, sc->n_outputs_max, sc->n_seq_max, &kv_bytes, &logits_bytes);
-        size_t have = ps_available_memory();
-        if (have > 0 && need > have) {
-            st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY,
-                         "scoring needs about %.0f MiB (KV cache %.0f MiB for %d cells, logits %.0f MiB for %d rows) "
-                         "but %.0f MiB of memory are available; lower --batch (now %d) or -c",
-                         need / 1048576.0, kv_bytes / 1048576.0, sc->n_kv, logits_bytes / 1048576.0,
-                         sc->n_outputs_max, have / 1048576.0, p.n_batch);
-            goto fail;
+        /* Check the memory before libllama allocates it, so a request that
+         * cannot fit fails with the numbers rather than inside libllama; a
+         * batch too large for the memory is halved until it fits. With
+         * layers on a GPU the cache is not in host memory, so the check is
+         * off. */
+        if (model->n_gpu_layers == 0 || !llama_supports_gpu_offload()) {
+            size_t kv_bytes = 0, logits_bytes = 0;
+            size_t have = p.max_memory_mib > 0 ? (size_t)(p.max_memory_mib * 1048576.0) : ps_available_memory();
+            size_t need = ps_context_bytes(model, sc->n_kv, sc->n_outputs_max, sc->n_seq_max, &kv_bytes,
+                                           &logits_bytes);
+            int n_batch = p.n_batch;
+            while (have > 0 && need > have && n_batch > n_seq_cells) {
+                n_batch /= 2;
+                size_plan(sc, n_batch, n_seq_cells, p.engine == PROMPTSHAP_ENGINE_NAIVE);
+                need = ps_context_bytes(model, sc->n_kv, sc->n_outputs_max, sc->n_seq_max, &kv_bytes, &logits_bytes);
+            }
+            if (have > 0 && need > have) {
+                st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY,
+                             "scoring needs about %.0f MiB (KV cache %.0f MiB for %d cells, logits %.0f MiB for %d "
+                             "rows) but %.0f MiB of memory are available, even with the smallest batch; shorten "
+                             "the prompt or the target%s",
+                             need / 1048576.0, kv_bytes / 1048576.0, sc->n_kv, logits_bytes / 1048576.0,
+                             sc->n_outputs_max, have / 1048576.0,
+                             p.max_memory_mib > 0 ? ", or raise --mem-limit" : "");
+                goto fail;
+            }
+            if (n_batch != p.n_batch) {
+                char msg[256];
+                snprintf(msg, sizeof(msg),
+                         "promptshap: lowered the batch from %d to %d tokens to fit in %.0f MiB of memory\n",
+                         p.n_batch, sc->n_kv - sc->framing.n_head, have / 1048576.0);
+                ps_log_forward(GGML_LOG_LEVEL_WARN, msg);
+            }
         }
     }
 
@@ -649,6 +692,12 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
         goto fail;
     }
     sc->engine = p.engine;
+    sc->n_threads = p.n_threads > 0 ? p.n_threads : ps_default_threads();
+    sc->jobs = malloc((size_t)sc->n_outputs_max * sizeof(ps_softmax_job));
+    if (!sc->jobs) {
+        st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory for %d logits rows", sc->n_outputs_max);
+        goto fail;
+    }
     if (p.should_stop) {
         sc->should_stop = p.should_stop;
         sc->should_stop_data = p.should_stop_data;
@@ -680,6 +729,7 @@ void promptshap_scorer_free(promptshap_scorer * sc) {
     if (sc->ctx) {
         llama_free(sc->ctx);
     }
+    free(sc->jobs);
     for (int t = 0; sc->target_text && t < sc->n_target; t++) {
         free(sc->target_text[t]);
     }
@@ -745,21 +795,6 @@ int promptshap_scorer_sequence(promptshap_scorer * sc, const uint64_t * members,
  * Scoring
  */
 
-/* log p(token | logits row) with a max-subtracted log-sum-exp in double. */
-static double log_softmax_at(const float * row, int n_vocab, int32_t token) {
-    float max = row[0];
-    for (int v = 1; v < n_vocab; v++) {
-        if (row[v] > max) {
-            max = row[v];
-        }
-    }
-    double sum = 0.0;
-    for (int v = 0; v < n_vocab; v++) {
-        sum += exp((double)row[v] - (double)max);
-    }
-    return (double)row[token] - (double)max - log(sum);
-}
-
 static void describe_members(const promptshap_scorer * sc, const uint64_t * members, char * buf, size_t size) {
     size_t n = 0;
     buf[0] = '\0';
@@ -818,11 +853,104 @@ static int compare_seq(const void * pa, const void * pb) {
     return (a->len > b->len) - (a->len < b->len);
 }
 
+static void free_seqs(scored_seq * seqs, int n) {
+    for (int k = 0; seqs && k < n; k++) {
+        free(seqs[k].tokens);
+    }
+    free(seqs);
+}
+
+/* Tokenizes the full sequence of each coalition exactly as scoring reads it
+ * and sorts the list, so that neighbours share the longest prefixes. */
+static enum promptshap_status build_seqs(promptshap_scorer * sc, const uint64_t * members, int n,
+                                         scored_seq ** out, promptshap_error * err) {
+    const int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
+    const int T = sc->n_target;
+    scored_seq * seqs = calloc((size_t)n + 1, sizeof(scored_seq));
+    *out = NULL;
+    if (!seqs) {
+        return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory for %d coalitions", n);
+    }
+    for (int k = 0; k < n; k++) {
+        scored_seq * q = &seqs[k];
+        q->coalition = k;
+        q->n_context = context_tokens(sc, members + (size_t)k * W, &q->tokens);
+        if (q->n_context < 0) {
+            free_seqs(seqs, n);
+            return ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing coalition %d failed", k);
+        }
+        q->len = q->n_context + T;
+        int room = sc->n_kv < sc->n_ctx_limit ? sc->n_kv : sc->n_ctx_limit;
+        if (q->len > room) {
+            char who[128];
+            describe_members(sc, members + (size_t)k * W, who, sizeof(who));
+            free_seqs(seqs, n);
+            return ps_fail(err, PROMPTSHAP_ERR_TOO_LONG,
+                           "the coalition of units %s needs %d tokens, more than the context of %d; raise -c", who,
+                           q->len, room);
+        }
+        memcpy(q->tokens + q->n_context, sc->target_ids, (size_t)T * sizeof(int32_t));
+    }
+    qsort(seqs, (size_t)n, sizeof(scored_seq), compare_seq);
+    *out = seqs;
+    return PROMPTSHAP_OK;
+}
+
+/* The planner: the sorted list seqs[first, ...) is cut into one prefix
+ * tree per decode, as long as its distinct tokens fit the KV cells beside
+ * the kept prefix, its sequences the sequence slots and its scored rows the
+ * logits rows. Returns the end of the tree starting at first and its token
+ * count. */
+static int next_tree(const promptshap_scorer * sc, const scored_seq * seqs, int n, int first, int * n_tokens) {
+    const int T = sc->n_target;
+    int last = first + 1;
+    int tokens = seqs[first].len - sc->n_prefix;
+    int rows = T;
+    while (last < n && last - first < sc->n_seq_max - 1) {
+        int add = seqs[last].len - lcp(&seqs[last - 1], &seqs[last]);
+        if (sc->n_prefix + tokens + add > sc->n_kv || rows + T > sc->n_outputs_max) {
+            break;
+        }
+        tokens += add;
+        rows += T;
+        last++;
+    }
+    *n_tokens = tokens;
+    return last;
+}
+
+/* Adds the sequence, token and tree counts of a sorted list to stats. */
+static void count_plan(const scored_seq * seqs, int n, struct promptshap_engine_stats * stats) {
+    for (int k = 0; k < n; k++) {
+        stats->n_sequences++;
+        stats->n_tokens_total += seqs[k].len;
+        stats->n_tokens_unique += seqs[k].len - (k > 0 ? lcp(&seqs[k - 1], &seqs[k]) : 0);
+    }
+}
+
 /* Frees the cells of the tree's sequences; the prefix stays. */
 static void release_tree(llama_memory_t mem, int n_seqs) {
     for (int id = PREFIX_SEQ + 1; id <= PREFIX_SEQ + n_seqs; id++) {
         llama_memory_seq_rm(mem, id, -1, -1);
     }
+}
+
+/* Scores the jobs' rows on the scorer's threads and times it. */
+static void score_rows(promptshap_scorer * sc, const ps_softmax_job * jobs, int n_jobs) {
+    double t0 = ps_now();
+    ps_log_softmax_rows(jobs, n_jobs, sc->model->n_vocab, sc->n_threads);
+    sc->stats.softmax_seconds += ps_now() - t0;
+    sc->stats.n_rows += n_jobs;
+}
+
+/* llama_decode, counted and timed. */
+static int engine_decode(promptshap_scorer * sc, struct llama_batch * b) {
+    double t0 = ps_now();
+    int ret = llama_decode(sc->ctx, *b);
+    sc->stats.decode_seconds += ps_now() - t0;
+    sc->stats.n_decodes++;
+    sc->stats.n_tokens_decoded += b->n_tokens;
+    return ret;
 }
 
 /* Decodes seqs[first, last) as one prefix tree in a single llama_decode call
@@ -881,7 +1009,7 @@ static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_s
         release_tree(mem, last - first);
         return ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
     }
-    int ret = b->n_tokens > 0 ? llama_decode(sc->ctx, *b) : 0;
+    int ret = b->n_tokens > 0 ? engine_decode(sc, b) : 0;
     if (ret != 0) {
         release_tree(mem, last - first);
         if (ret == 2) {
@@ -892,7 +1020,10 @@ static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_s
                        b->n_tokens, last - first, ret == 1 ? ": no KV cache slot; lower --batch" : "");
     }
 
-    /* read the kept rows */
+    /* the kept rows, scored on all threads; a row shared by sequences
+     * (a target token that sits in a shared part of the tree) is scored
+     * once per sequence, which keeps the jobs independent */
+    int n_jobs = 0;
     for (int j = first; j < last && st == PROMPTSHAP_OK; j++) {
         const scored_seq * q = &seqs[j];
         double * out = values + (size_t)q->coalition * T;
@@ -907,11 +1038,15 @@ static enum promptshap_status decode_tree(promptshap_scorer * sc, const scored_s
                 st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "libllama returned no logits for a scored position");
                 break;
             }
-            out[t] = log_softmax_at(row, sc->model->n_vocab, sc->target_ids[t]);
+            sc->jobs[n_jobs++] = (ps_softmax_job){ .row = row, .token = sc->target_ids[t], .out = &out[t] };
         }
-        if (st == PROMPTSHAP_OK) {
-            st = check_values(sc, members + (size_t)q->coalition * W, out, err);
-        }
+    }
+    if (st == PROMPTSHAP_OK) {
+        score_rows(sc, sc->jobs, n_jobs);
+    }
+    for (int j = first; j < last && st == PROMPTSHAP_OK; j++) {
+        const scored_seq * q = &seqs[j];
+        st = check_values(sc, members + (size_t)q->coalition * W, values + (size_t)q->coalition * T, err);
     }
     release_tree(mem, last - first);
     return st;
@@ -950,16 +1085,26 @@ static enum promptshap_status eval_naive(promptshap_scorer * sc, const uint64_t 
             b->logits[pos] = 1;
         }
         free(seq);
-        int ret = llama_decode(sc->ctx, *b);
+        if (sc->should_stop && sc->should_stop(sc->should_stop_data)) {
+            return ps_fail(err, PROMPTSHAP_ERR_CANCELLED, "cancelled");
+        }
+        sc->stats.n_sequences++;
+        sc->stats.n_tokens_total += len;
+        sc->stats.n_tokens_unique += len;
+        int ret = engine_decode(sc, b);
         if (ret != 0) {
             st = ps_fail(err, ret == 2 ? PROMPTSHAP_ERR_CANCELLED : PROMPTSHAP_ERR_DECODE,
                          "llama_decode failed with code %d on a sequence of %d tokens", ret, len);
         }
-        for (int t = 0; t < T && st == PROMPTSHAP_OK; t++) {
-            const float * row = llama_get_logits_ith(sc->ctx, n_context - 1 + t);
-            values[(size_t)k * T + t] = log_softmax_at(row, sc->model->n_vocab, sc->target_ids[t]);
-        }
         if (st == PROMPTSHAP_OK) {
+            /* logits were computed at every position; the target's rows are scored */
+            sc->stats.n_rows += len - T;
+            for (int t = 0; t < T; t++) {
+                sc->jobs[t] = (ps_softmax_job){ .row = llama_get_logits_ith(sc->ctx, n_context - 1 + t),
+                                                .token = sc->target_ids[t],
+                                                .out = &values[(size_t)k * T + t] };
+            }
+            score_rows(sc, sc->jobs, T);
             st = check_values(sc, members + (size_t)k * W, values + (size_t)k * T, err);
         }
         llama_memory_seq_rm(mem, id, -1, -1);
@@ -969,71 +1114,77 @@ static enum promptshap_status eval_naive(promptshap_scorer * sc, const uint64_t 
 
 enum promptshap_status promptshap_scorer_eval(promptshap_scorer * sc, const uint64_t * members, int n,
                                               double * values, promptshap_error * err) {
+    if (n <= 0) {
+        return PROMPTSHAP_OK;
+    }
     if (sc->engine == PROMPTSHAP_ENGINE_NAIVE) {
         return eval_naive(sc, members, n, values, err);
     }
-    const int W = PROMPTSHAP_MASK_WORDS(sc->n_units);
     const int T = sc->n_target;
-    enum promptshap_status st = PROMPTSHAP_OK;
-    scored_seq * seqs = calloc((size_t)n + 1, sizeof(scored_seq));
+    scored_seq * seqs = NULL;
+    enum promptshap_status st = build_seqs(sc, members, n, &seqs, err);
+    if (st != PROMPTSHAP_OK) {
+        return st;
+    }
     int * path = malloc((size_t)sc->n_kv * sizeof(int));
     int * rows = malloc((size_t)sc->n_seq_max * (size_t)T * sizeof(int));
-    if (!seqs || !path || !rows) {
+    if (!path || !rows) {
         st = ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory for %d coalitions", n);
-        goto done;
     }
-
-    /* every coalition's full sequence */
-    for (int k = 0; k < n; k++) {
-        scored_seq * q = &seqs[k];
-        q->coalition = k;
-        q->n_context = context_tokens(sc, members + (size_t)k * W, &q->tokens);
-        if (q->n_context < 0) {
-            st = ps_fail(err, PROMPTSHAP_ERR_DECODE, "tokenizing coalition %d failed", k);
-            goto done;
-        }
-        q->len = q->n_context + T;
-        if (q->len > sc->n_kv || q->len > sc->n_ctx_limit) {
-            char who[128];
-            describe_members(sc, members + (size_t)k * W, who, sizeof(who));
-            st = ps_fail(err, PROMPTSHAP_ERR_TOO_LONG,
-                         "the coalition of units %s needs %d tokens, more than the context of %d; raise -c", who,
-                         q->len, sc->n_kv < sc->n_ctx_limit ? sc->n_kv : sc->n_ctx_limit);
-            goto done;
-        }
-        memcpy(q->tokens + q->n_context, sc->target_ids, (size_t)T * sizeof(int32_t));
+    if (st == PROMPTSHAP_OK) {
+        count_plan(seqs, n, &sc->stats);
     }
-
-    /* Sorted, neighbours share the longest prefixes. Cut the list into
-     * trees whose distinct tokens fit the KV cells of one decode, within
-     * the sequence and logits-row limits. */
-    qsort(seqs, (size_t)n, sizeof(scored_seq), compare_seq);
     int first = 0;
     while (first < n && st == PROMPTSHAP_OK) {
-        int last = first + 1;
-        int n_tokens = seqs[first].len - sc->n_prefix;
-        int n_rows = T;
-        while (last < n && last - first < sc->n_seq_max - 1) {
-            int add = seqs[last].len - lcp(&seqs[last - 1], &seqs[last]);
-            if (sc->n_prefix + n_tokens + add > sc->n_kv || n_rows + T > sc->n_outputs_max) {
-                break;
-            }
-            n_tokens += add;
-            n_rows += T;
-            last++;
-        }
+        int n_tokens = 0;
+        int last = next_tree(sc, seqs, n, first, &n_tokens);
         st = decode_tree(sc, seqs, first, last, members, values, path, rows, err);
         first = last;
     }
-
-done:
-    for (int k = 0; seqs && k < n; k++) {
-        free(seqs[k].tokens);
-    }
-    free(seqs);
+    free_seqs(seqs, n);
     free(path);
     free(rows);
     return st;
+}
+
+enum promptshap_status promptshap_scorer_plan(promptshap_scorer * sc, const uint64_t * members, int n,
+                                              struct promptshap_engine_stats * stats, promptshap_error * err) {
+    memset(stats, 0, sizeof(*stats));
+    ps_ok(err);
+    if (n <= 0) {
+        return PROMPTSHAP_OK;
+    }
+    scored_seq * seqs = NULL;
+    enum promptshap_status st = build_seqs(sc, members, n, &seqs, err);
+    if (st != PROMPTSHAP_OK) {
+        return st;
+    }
+    count_plan(seqs, n, stats);
+    if (sc->engine == PROMPTSHAP_ENGINE_NAIVE) {
+        stats->n_tokens_unique = stats->n_tokens_total;
+        stats->n_tokens_decoded = stats->n_tokens_total;
+        stats->n_rows = stats->n_tokens_total;
+        stats->n_decodes = n;
+    } else {
+        for (int first = 0; first < n;) {
+            int n_tokens = 0;
+            int last = next_tree(sc, seqs, n, first, &n_tokens);
+            stats->n_tokens_decoded += n_tokens;
+            stats->n_decodes += n_tokens > 0;
+            first = last;
+        }
+        for (int k = 0; k < n; k++) {
+            /* rows inside the kept prefix were scored when it was decoded */
+            int in_prefix = sc->n_prefix - (seqs[k].n_context - 1);
+            stats->n_rows += sc->n_target - (in_prefix > 0 ? in_prefix : 0);
+        }
+    }
+    free_seqs(seqs, n);
+    return PROMPTSHAP_OK;
+}
+
+void promptshap_scorer_stats(const promptshap_scorer * sc, struct promptshap_engine_stats * stats) {
+    *stats = sc->stats;
 }
 
 enum promptshap_status promptshap_scorer_eval_reference(promptshap_scorer * sc, const uint64_t * members,
@@ -1069,7 +1220,7 @@ enum promptshap_status promptshap_scorer_eval_reference(promptshap_scorer * sc, 
         }
         if (j + 1 >= target_start) {
             const float * row = llama_get_logits_ith(sc->ctx, 0);
-            values[j + 1 - target_start] = log_softmax_at(row, sc->model->n_vocab, seq[j + 1]);
+            values[j + 1 - target_start] = ps_log_softmax(row, sc->model->n_vocab, seq[j + 1]);
         }
     }
     llama_memory_seq_rm(mem, id, -1, -1);

@@ -4,9 +4,10 @@
  * enumeration, Monte Carlo over antithetic permutation pairs, and
  * leave-one-out; the coalition store and the round loop the sampled
  * estimators share; the method choice and the budget rules. The regression
- * estimators live in regression.c, Banzhaf sampling in banzhaf.c. Each
- * distinct coalition is evaluated once. Every estimator is linear in the
- * value function, so the per-output matrix comes at no extra evaluations.
+ * estimators (KernelSHAP, Leverage SHAP, gp) live in regression.c, Banzhaf
+ * sampling in banzhaf.c. Each distinct coalition is evaluated once. Every
+ * estimator is linear in the value function for a fixed sample, so the
+ * per-output matrix comes at no extra evaluations.
  * The game's eval callback does the model work.
  */
 #include "estimate.h"
@@ -23,6 +24,7 @@ const char * promptshap_method_name(enum promptshap_method method) {
         case PROMPTSHAP_METHOD_KERNEL:      return "kernel";
         case PROMPTSHAP_METHOD_LEVERAGE:    return "leverage";
         case PROMPTSHAP_METHOD_BANZHAF:     return "banzhaf";
+        case PROMPTSHAP_METHOD_GP:          return "gp";
     }
     return NULL;
 }
@@ -36,7 +38,7 @@ const char * promptshap_method_index(enum promptshap_method method) {
 }
 
 bool promptshap_method_parse(const char * name, enum promptshap_method * method) {
-    for (int m = PROMPTSHAP_METHOD_AUTO; m <= PROMPTSHAP_METHOD_BANZHAF; m++) {
+    for (int m = PROMPTSHAP_METHOD_AUTO; m <= PROMPTSHAP_METHOD_GP; m++) {
         if (strcmp(name, promptshap_method_name((enum promptshap_method)m)) == 0) {
             *method = (enum promptshap_method)m;
             return true;
@@ -714,6 +716,16 @@ static bool exact_fits(int n, long budget) {
     return n <= PROMPTSHAP_EXACT_MAX_UNITS && (1L << n) <= budget;
 }
 
+/* PROMPTSHAP_GP_MAX_BUDGET as a string literal, for notes */
+#define STRINGIFY(x) #x
+#define EXPAND_STRINGIFY(x) STRINGIFY(x)
+#define GP_MAX_BUDGET_TEXT EXPAND_STRINGIFY(PROMPTSHAP_GP_MAX_BUDGET)
+
+static bool is_regression(enum promptshap_method method) {
+    return method == PROMPTSHAP_METHOD_KERNEL || method == PROMPTSHAP_METHOD_LEVERAGE ||
+           method == PROMPTSHAP_METHOD_GP;
+}
+
 /* Resolves AUTO and the fallbacks of the regression estimators below 4n
  * evaluations; sets est->note when the method run is not the one asked for. */
 static enum promptshap_status choose_method(const promptshap_game * game, struct promptshap_estimate_params * p,
@@ -727,15 +739,17 @@ static enum promptshap_status choose_method(const promptshap_game * game, struct
         } else if (exact_fits(n, budget)) {
             p->method = PROMPTSHAP_METHOD_EXACT;
             est->note = "2^n coalitions fit the budget: exact enumeration";
+        } else if (budget >= regression_min_budget(n) && budget <= PROMPTSHAP_GP_MAX_BUDGET) {
+            p->method = PROMPTSHAP_METHOD_GP;
+            est->note = "2^n coalitions exceed the budget: Gaussian-process regression";
         } else if (budget >= regression_min_budget(n)) {
             p->method = PROMPTSHAP_METHOD_LEVERAGE;
-            est->note = "2^n coalitions exceed the budget: Leverage SHAP";
+            est->note = "2^n coalitions exceed the budget, which is above the gp limit: Leverage SHAP";
         } else {
             p->method = PROMPTSHAP_METHOD_PERMUTATION;
             est->note = "the budget is below 4n evaluations: permutation sampling";
         }
-    } else if ((p->method == PROMPTSHAP_METHOD_KERNEL || p->method == PROMPTSHAP_METHOD_LEVERAGE) &&
-               budget < regression_min_budget(n)) {
+    } else if (is_regression(p->method) && budget < regression_min_budget(n)) {
         if (exact_fits(n, budget)) {
             p->method = PROMPTSHAP_METHOD_EXACT;
             est->note = "regression needs at least 4n evaluations, but 2^n fit the budget: exact enumeration";
@@ -743,6 +757,9 @@ static enum promptshap_status choose_method(const promptshap_game * game, struct
             p->method = PROMPTSHAP_METHOD_PERMUTATION;
             est->note = "regression needs at least 4n evaluations: permutation sampling instead";
         }
+    } else if (p->method == PROMPTSHAP_METHOD_GP && budget > PROMPTSHAP_GP_MAX_BUDGET) {
+        p->method = PROMPTSHAP_METHOD_LEVERAGE;
+        est->note = "gp is limited to " GP_MAX_BUDGET_TEXT " evaluations: Leverage SHAP instead";
     }
 
     if (p->method == PROMPTSHAP_METHOD_EXACT && n > PROMPTSHAP_EXACT_MAX_UNITS) {
@@ -844,6 +861,10 @@ enum promptshap_status promptshap_estimate_run(const promptshap_game * game,
             case PROMPTSHAP_METHOD_BANZHAF:
                 est->budget = budget;
                 st = ps_run_banzhaf(game, &p, budget, est, err);
+                break;
+            case PROMPTSHAP_METHOD_GP:
+                est->budget = budget;
+                st = ps_run_gp(game, &p, budget, est, err);
                 break;
             default:
                 st = ps_fail(err, PROMPTSHAP_ERR_INVALID_ARGUMENT, "unknown method %d", (int)p.method);

@@ -48,6 +48,22 @@ expect 2 "--samples needs an integer from 4.*'-5'" explain -m m.gguf -p hi --sam
 expect 2 "--samples applies to the permutation method only" explain -m m.gguf -p hi --method exact --samples 8
 expect 2 "--method must be.*'shap'" explain -m m.gguf -p hi --method shap
 expect 2 "--chat must be.*'jinja'" explain -m m.gguf -p hi --chat jinja
+# generate, compare, --plan and the harmony channel options
+expect 2 "generate writes a response and takes no target: '--target'" generate -m m.gguf -p hi --target x
+expect 2 "a model is required" generate -p hi
+expect 2 "compare needs either a second prompt.*'compare'" compare -m m.gguf -p hi --target x
+expect 2 "compare needs either a second prompt.*not both: '--vs-model'" compare -m m.gguf -p hi --vs-prompt a --vs-model b.gguf
+expect 2 "give the second prompt once.*'--vs-prompt-file'" compare -m m.gguf -p hi --vs-prompt a --vs-prompt-file b
+expect 2 "the second model's path must not be empty" compare -m m.gguf -p hi --vs-model ''
+expect 2 "apply to compare only: '--vs-prompt'" explain -m m.gguf -p hi --vs-prompt b
+expect 2 "apply to compare only: '--vs-model'" logprob -m m.gguf -p hi --target x --vs-model b.gguf
+expect 2 "--explain-channel must be analysis, commentary or final: 'reasoning'" explain -m m.gguf -p hi --explain-channel reasoning
+expect 2 "--explain-channel picks the channel of a generated target, but a target is given" explain -m m.gguf -p hi --target x --explain-channel analysis
+expect 2 "--explain-channel applies to harmony framing only, not: 'none'" explain -m m.gguf -p hi --chat none --explain-channel analysis
+expect 2 "--explain-channel applies to explain and compare" generate -m m.gguf -p hi --explain-channel analysis
+expect 2 "--plan needs the target" explain -m m.gguf -p hi --plan
+expect 2 "--plan applies to explain only" logprob -m m.gguf -p hi --target x --plan
+expect 2 "--mem-limit needs a number" explain -m m.gguf -p hi --mem-limit lots
 expect 2 "--reasoning must be low, medium or high: 'none'" explain -m m.gguf -p hi --reasoning none
 expect 2 "--units must be.*'chars'" explain -m m.gguf -p hi --units chars
 expect 2 "option needs a value: '--target'" explain -m m.gguf -p hi --target

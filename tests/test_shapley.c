@@ -304,10 +304,11 @@ static void test_defaults(void) {
 
 static void test_method_names(void) {
     const enum promptshap_method methods[] = {
-        PROMPTSHAP_METHOD_AUTO, PROMPTSHAP_METHOD_EXACT, PROMPTSHAP_METHOD_PERMUTATION, PROMPTSHAP_METHOD_LOO,
+        PROMPTSHAP_METHOD_AUTO,     PROMPTSHAP_METHOD_EXACT,   PROMPTSHAP_METHOD_PERMUTATION, PROMPTSHAP_METHOD_LOO,
+        PROMPTSHAP_METHOD_KERNEL,   PROMPTSHAP_METHOD_LEVERAGE, PROMPTSHAP_METHOD_BANZHAF,    PROMPTSHAP_METHOD_GP,
     };
-    const char * names[] = { "auto", "exact", "permutation", "loo" };
-    for (int k = 0; k < 4; k++) {
+    const char * names[] = { "auto", "exact", "permutation", "loo", "kernel", "leverage", "banzhaf", "gp" };
+    for (int k = 0; k < 8; k++) {
         const char * name = promptshap_method_name(methods[k]);
         CHECK(name != NULL);
         if (name != NULL) {
@@ -414,7 +415,7 @@ static void test_two_words(void) {
     CHECK(promptshap_estimate_run(&g, &params, &est, NULL) == PROMPTSHAP_OK);
     CHECK(est != NULL);
     if (est != NULL) {
-        CHECK(est->method == PROMPTSHAP_METHOD_LEVERAGE);
+        CHECK(est->method == PROMPTSHAP_METHOD_GP);
         check_additive_values(est, &game);
     }
     promptshap_estimate_free(est);
@@ -814,7 +815,7 @@ static void test_std_error_scale(void) {
 }
 
 /* AUTO is exact up to PROMPTSHAP_AUTO_EXACT_MAX_UNITS players under the
- * default budget, and Leverage SHAP above. */
+ * default budget, and gp above. */
 static void test_auto(void) {
     const int sizes[] = { 5, PROMPTSHAP_AUTO_EXACT_MAX_UNITS, PROMPTSHAP_AUTO_EXACT_MAX_UNITS + 1 };
     for (int k = 0; k < 3; k++) {
@@ -826,7 +827,7 @@ static void test_auto(void) {
         promptshap_estimate * est = run_method(&game, PROMPTSHAP_METHOD_AUTO, 8, 1);
         if (est != NULL) {
             enum promptshap_method expected =
-                sizes[k] <= PROMPTSHAP_AUTO_EXACT_MAX_UNITS ? PROMPTSHAP_METHOD_EXACT : PROMPTSHAP_METHOD_LEVERAGE;
+                sizes[k] <= PROMPTSHAP_AUTO_EXACT_MAX_UNITS ? PROMPTSHAP_METHOD_EXACT : PROMPTSHAP_METHOD_GP;
             CHECK(est->method == expected);
             check_additive_values(est, &game);
         }

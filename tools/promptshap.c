@@ -2,10 +2,12 @@
  *
  * The promptshap command-line tool: `explain` attributes a target text to
  * the prompt's units, `logprob` prints the target's per-token
- * log-probabilities. Results go to stdout, progress and warnings to stderr.
+ * log-probabilities, `game` runs an estimator on a game file; `generate`
+ * and `compare` live in generate.c and compare.c. Results go to stdout,
+ * progress and warnings to stderr.
  * Exit codes: 0 success, 1 runtime failure, 2 usage error.
  */
-#include "promptshap.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -19,12 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
-
 static const char * usage_text =
     "usage: promptshap explain -m MODEL (-p TEXT | -f FILE) [--target TEXT | --target-file FILE] [options]\n"
     "       promptshap logprob -m MODEL (-p TEXT | -f FILE) (--target TEXT | --target-file FILE) [options]\n"
+    "       promptshap generate -m MODEL (-p TEXT | -f FILE) [-n N] [--temp T] [--seed N] [options]\n"
+    "       promptshap compare -m MODEL (-p TEXT | -f FILE) (--vs-prompt TEXT | --vs-prompt-file FILE |\n"
+    "                          --vs-model MODEL) [--target TEXT | --target-file FILE] [options]\n"
     "       promptshap game FILE [--method M] [--budget N] [--tolerance T] [--seed N] [--interactions]\n"
     "                       [--json FILE]\n"
     "       promptshap --help | --version\n"
@@ -33,6 +35,11 @@ static const char * usage_text =
     "target: Shapley values (exact or sampled, with standard errors) or leave-one-out differences,\n"
     "per unit and per target token. Without a target it first generates one from the full prompt.\n"
     "logprob prints the log-probability of each target token given the prompt.\n"
+    "generate writes a response in the same framing; with harmony it prints the analysis, commentary\n"
+    "and final channels apart, read from the control tokens, and lists malformed parts.\n"
+    "compare scores one target under two prompts (--vs-prompt) or two models (--vs-model, for example\n"
+    "two quantizations): per-token log-probability differences, the tokens that moved most and, for\n"
+    "two models, the rank correlation (Spearman, Kendall) of the two attributions.\n"
     "game runs an estimator on a game file: a '# players N' line, comment lines, then 2^N lines\n"
     "'MASK VALUE' in increasing mask order; --method exact gives the reference values.\n"
     "\n"
@@ -55,11 +62,13 @@ static const char * usage_text =
     "\n"
     "attribution (explain):\n"
     "      --units KIND         words, tokens or sentences (default: words)\n"
-    "      --method M           auto, exact, permutation, kernel, leverage, loo or banzhaf (default: auto =\n"
-    "                           exact when 2^n coalitions fit the budget, else leverage, or permutation\n"
-    "                           when the budget is below 4n; exact is limited to 20 units). kernel and\n"
-    "                           leverage below 4n evaluations fall back to exact or permutation.\n"
-    "                           banzhaf estimates Banzhaf values, a different index\n"
+    "      --method M           auto, exact, permutation, kernel, leverage, gp, loo or banzhaf (default:\n"
+    "                           auto = exact when 2^n coalitions fit the budget; else gp (Gaussian-process\n"
+    "                           regression) up to a budget of 4096 evaluations and leverage above it;\n"
+    "                           permutation when the budget is below 4n; exact is limited to 20 units).\n"
+    "                           kernel, leverage and gp below 4n evaluations fall back to exact or\n"
+    "                           permutation; gp above 4096 runs leverage. banzhaf estimates Banzhaf\n"
+    "                           values, a different index\n"
     "      --budget N           max distinct coalitions evaluated by sampled methods (default: 1024,\n"
     "                           enough for exact up to 10 units; permutation without --budget draws\n"
     "                           --samples permutations)\n"
@@ -72,17 +81,28 @@ static const char * usage_text =
     "      --sentences          also aggregate over the target's sentences (sum, sum of |x|, mean of |x|)\n"
     "      --top-k K            list the K most influential units for each target token\n"
     "\n"
-    "generation (explain without a target):\n"
+    "generation (generate; explain and compare without a target):\n"
     "  -n, --n-predict N        max tokens to generate (default: 128)\n"
-    "      --temp T             sampling temperature, 0 = greedy (default: 0)\n"
+    "      --temp T             sampling temperature, 0 = greedy (default: 0); --seed seeds it\n"
+    "      --explain-channel C  harmony: the channel whose text becomes the target: final (default),\n"
+    "                           analysis or commentary\n"
+    "\n"
+    "comparison (compare):\n"
+    "      --vs-prompt TEXT     the second prompt (B), scored against the same target\n"
+    "      --vs-prompt-file F   read the second prompt from F\n"
+    "      --vs-model FILE      the second model (B): same prompt and target, both attributions\n"
     "\n"
     "engine:\n"
     "  -c, --ctx-size N         max tokens of one scored sequence (default: the model's training context)\n"
     "  -b, --batch N            tokens per llama_decode call (default: 512)\n"
     "  -t, --threads N          CPU threads (default: all cores)\n"
     "  -ngl, --gpu-layers N     layers offloaded to a GPU, -1 = all (default: 0)\n"
+    "      --mem-limit MIB      host memory scoring may plan for; a batch too large for it is halved\n"
+    "                           until it fits (default: the memory the system reports available)\n"
     "      --engine E           batched (prefix trees, default) or naive (one decode per coalition,\n"
     "                           every logits row kept: the slow baseline, for benchmarks)\n"
+    "      --plan               print what exact Shapley would cost (sequences, tokens, decodes) for\n"
+    "                           both engines, without running the model beyond the framing\n"
     "\n"
     "output:\n"
     "      --json FILE          write the result as JSON to FILE, or to stdout with '-' (docs/json.md)\n"
@@ -102,45 +122,21 @@ static const char * usage_text =
     "  promptshap explain -m model.gguf -p 'explain deep leaning in 50 words' --target-file answer.txt\n"
     "  promptshap explain -m model.gguf -f prompt.txt --method permutation --samples 200 --json out.json\n"
     "  promptshap explain -m model.gguf -p 'who threw apple at gregor samsa' -n 64 --top-k 3\n"
-    "  promptshap logprob -m model.gguf -p 'Once upon a time' --target 'there was a girl.'\n";
-
-enum command { CMD_EXPLAIN, CMD_LOGPROB, CMD_GAME };
-
-struct cli {
-    enum command command;
-    const char * model;
-    const char * prompt;
-    const char * prompt_file;
-    const char * target;
-    const char * target_file;
-    const char * json;
-    const char * svg;   /* file name prefix of the SVG figures */
-    const char * html;
-    const char * csv;
-    const char * game_file;
-    struct promptshap_explain_params ep;
-    struct promptshap_generate_params gp;
-    struct promptshap_model_params mp;
-    int top_k;
-    bool quiet;
-    bool verbose;
-    bool samples_set;   /* options that apply only in some runs, for warnings */
-    bool reasoning_set;
-    bool sep_set;
-    bool generation_set;
-};
+    "  promptshap logprob -m model.gguf -p 'Once upon a time' --target 'there was a girl.'\n"
+    "  promptshap generate -m gpt-oss-20b.gguf -p 'who threw apple at gregor samsa' --reasoning low\n"
+    "  promptshap compare -m model-q4.gguf --vs-model model-q8.gguf -f prompt.txt --target-file answer.txt\n";
 
 /*
  * Messages
  */
 
-static void usage_error(const char * problem, const char * arg) {
+void usage_error(const char * problem, const char * arg) {
     fprintf(stderr, "promptshap: %s: '%s'\n", problem, arg);
     fprintf(stderr, "try 'promptshap --help'\n");
     exit(EXIT_USAGE);
 }
 
-static void runtime_error(const char * fmt, ...) {
+void runtime_error(const char * fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("promptshap: ", stderr);
@@ -153,6 +149,14 @@ static void log_to_stderr(int level, const char * text, void * user_data) {
     (void)level;
     (void)user_data;
     fputs(text, stderr);
+}
+
+/* Without --verbose only the library's own warnings reach stderr. */
+static void log_warnings(int level, const char * text, void * user_data) {
+    (void)user_data;
+    if (level == 3 /* warn */ && strncmp(text, "promptshap: ", 12) == 0) {
+        fputs(text, stderr);
+    }
 }
 
 /*
@@ -221,6 +225,7 @@ static bool takes_value(const char * a) {
         "--chat-template", "--reasoning", "--date", "--target-sep", "--units", "--method", "--samples",
         "--seed", "--top-k", "-n", "--n-predict", "--temp", "-c", "--ctx-size", "-b", "--batch",
         "-t", "--threads", "-ngl", "--gpu-layers", "--engine", "--json", "--svg", "--html", "--csv", "--budget", "--tolerance",
+        "--mem-limit", "--vs-prompt", "--vs-prompt-file", "--vs-model", "--explain-channel",
     };
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         if (strcmp(a, names[k]) == 0) {
@@ -228,6 +233,38 @@ static bool takes_value(const char * a) {
         }
     }
     return false;
+}
+
+/* The long name of an option given by its short alias. */
+static const char * long_name(const char * a) {
+    static const char * const pairs[][2] = {
+        {"-m", "--model"}, {"-p", "--prompt"}, {"-f", "--file"}, {"-n", "--n-predict"},
+        {"-c", "--ctx-size"}, {"-b", "--batch"}, {"-t", "--threads"}, {"-ngl", "--gpu-layers"},
+    };
+    for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++) {
+        if (strcmp(a, pairs[k][0]) == 0) {
+            return pairs[k][1];
+        }
+    }
+    return a;
+}
+
+/* An option that takes a value may appear once: a second -m or --target
+ * is more likely a mistake than a wish to override the first. argv[at] is
+ * the option; the options from argv[first] on, before it, are checked,
+ * stepping over their values. */
+static void reject_repeat(const char * a, char ** argv, int first, int at) {
+    const char * name = long_name(a);
+    for (int j = first; j < at;) {
+        if (takes_value(argv[j])) {
+            if (strcmp(long_name(argv[j]), name) == 0) {
+                usage_error("option given twice; give it once", a);
+            }
+            j += 2;
+        } else {
+            j++;
+        }
+    }
 }
 
 static void parse_args(int argc, char ** argv, struct cli * c) {
@@ -238,7 +275,7 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
     bool method_set = false;
 
     if (argc < 2) {
-        fputs("promptshap: a command is required: 'explain' or 'logprob'\n"
+        fputs("promptshap: a command is required: explain, logprob, generate, compare or game\n"
               "try 'promptshap --help'\n",
               stderr);
         exit(EXIT_USAGE);
@@ -258,8 +295,12 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
         c->command = CMD_LOGPROB;
     } else if (strcmp(argv[1], "game") == 0) {
         c->command = CMD_GAME;
+    } else if (strcmp(argv[1], "generate") == 0) {
+        c->command = CMD_GENERATE;
+    } else if (strcmp(argv[1], "compare") == 0) {
+        c->command = CMD_COMPARE;
     } else {
-        usage_error("unknown command (expected explain, logprob or game)", argv[1]);
+        usage_error("unknown command (expected explain, logprob, generate, compare or game)", argv[1]);
     }
     int first_option = 2;
     if (c->command == CMD_GAME) {
@@ -282,6 +323,9 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
         } else if (is_opt(a, "-v", "--verbose")) {
             c->verbose = true;
             continue;
+        } else if (is_opt(a, NULL, "--plan")) {
+            c->plan = true;
+            continue;
         } else if (is_opt(a, NULL, "--sentences")) {
             c->ep.sentences = true;
             continue;
@@ -298,6 +342,7 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
             usage_error("option needs a value", a);
         }
         const char * v = argv[++i];
+        reject_repeat(a, argv, first_option, i - 1);
         if (is_opt(a, "-m", "--model")) {
             c->model = v;
         } else if (is_opt(a, "-p", "--prompt")) {
@@ -337,7 +382,7 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
             }
         } else if (is_opt(a, NULL, "--method")) {
             if (!promptshap_method_parse(v, &c->ep.estimate.method)) {
-                usage_error("--method must be auto, exact, permutation, kernel, leverage, loo or banzhaf", v);
+                usage_error("--method must be auto, exact, permutation, kernel, leverage, gp, loo or banzhaf", v);
             }
             method_set = true;
         } else if (is_opt(a, NULL, "--samples")) {
@@ -366,6 +411,20 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
             c->ep.score.n_threads = (int)parse_long(a, v, 1, 1024);
         } else if (is_opt(a, "-ngl", "--gpu-layers")) {
             c->mp.n_gpu_layers = (int)parse_long(a, v, -1, 100000);
+        } else if (is_opt(a, NULL, "--vs-prompt")) {
+            c->vs_prompt = v;
+        } else if (is_opt(a, NULL, "--vs-prompt-file")) {
+            c->vs_prompt_file = v;
+        } else if (is_opt(a, NULL, "--vs-model")) {
+            c->vs_model = v;
+        } else if (is_opt(a, NULL, "--explain-channel")) {
+            if (strcmp(v, "analysis") != 0 && strcmp(v, "commentary") != 0 && strcmp(v, "final") != 0) {
+                usage_error("--explain-channel must be analysis, commentary or final", v);
+            }
+            c->explain_channel = v;
+            c->gp.channel = v;
+        } else if (is_opt(a, NULL, "--mem-limit")) {
+            c->ep.score.max_memory_mib = parse_double(a, v, 1.0, 1e9);
         } else if (is_opt(a, NULL, "--engine")) {
             if (strcmp(v, "batched") == 0) {
                 c->ep.score.engine = PROMPTSHAP_ENGINE_BATCHED;
@@ -447,6 +506,45 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
     if (c->sep_set && (chat == PROMPTSHAP_CHAT_TEMPLATE || chat == PROMPTSHAP_CHAT_HARMONY)) {
         usage_error("--target-sep applies to none framing only, not", promptshap_chat_name(chat));
     }
+    if (c->plan && c->command != CMD_EXPLAIN) {
+        usage_error("--plan applies to explain only", "--plan");
+    }
+    if (c->plan && !c->target && !c->target_file) {
+        usage_error("--plan needs the target (--target or --target-file)", "--plan");
+    }
+    bool vs_prompt = c->vs_prompt || c->vs_prompt_file;
+    if ((vs_prompt || c->vs_model) && c->command != CMD_COMPARE) {
+        usage_error("--vs-prompt, --vs-prompt-file and --vs-model apply to compare only",
+                    c->vs_model ? "--vs-model" : "--vs-prompt");
+    }
+    if (c->command == CMD_COMPARE) {
+        if (c->vs_prompt && c->vs_prompt_file) {
+            usage_error("give the second prompt once, with --vs-prompt or --vs-prompt-file, not both",
+                        "--vs-prompt-file");
+        }
+        if (vs_prompt == (c->vs_model != NULL)) {
+            usage_error("compare needs either a second prompt (--vs-prompt or --vs-prompt-file) or a second model "
+                        "(--vs-model), not both",
+                        vs_prompt ? "--vs-model" : "compare");
+        }
+        if (c->vs_model && c->vs_model[0] == '\0') {
+            usage_error("the second model's path must not be empty", "--vs-model");
+        }
+    }
+    if (c->command == CMD_GENERATE && (c->target || c->target_file)) {
+        usage_error("generate writes a response and takes no target", c->target ? "--target" : "--target-file");
+    }
+    if (c->explain_channel && c->command != CMD_EXPLAIN && c->command != CMD_COMPARE) {
+        usage_error("--explain-channel applies to explain and compare (with a generated target) only",
+                    c->explain_channel);
+    }
+    if (c->explain_channel && (c->target || c->target_file)) {
+        usage_error("--explain-channel picks the channel of a generated target, but a target is given",
+                    c->target ? "--target" : "--target-file");
+    }
+    if (c->explain_channel && (chat == PROMPTSHAP_CHAT_NONE || chat == PROMPTSHAP_CHAT_TEMPLATE)) {
+        usage_error("--explain-channel applies to harmony framing only, not", promptshap_chat_name(chat));
+    }
     if (c->generation_set && (c->target || c->target_file)) {
         usage_error("-n and --temp apply to generation, but a target is given", c->target ? "--target" : "--target-file");
     }
@@ -457,7 +555,7 @@ static void parse_args(int argc, char ** argv, struct cli * c) {
  */
 
 /* Reads a whole file; NULL with a message on failure. */
-static char * read_file(const char * path, const char * what, size_t * len) {
+char * read_file(const char * path, const char * what, size_t * len) {
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         runtime_error("cannot read the %s file '%s': it is a directory", what, path);
@@ -497,22 +595,8 @@ static char * read_file(const char * path, const char * what, size_t * len) {
     return buf;
 }
 
-/* Where and how an output file is written. A new or regular file is
- * written to a temporary name in its directory and renamed, so readers
- * never see a partial file, and keeps an existing file's permissions. A
- * symbolic link is followed. A device or pipe (/dev/stdout, a FIFO) is
- * written in place, since it cannot be replaced. */
-typedef struct {
-    char path[PATH_MAX]; /* the file written: the request with links resolved */
-    bool in_place;       /* device or pipe: no temporary file */
-    bool exists;
-    mode_t mode;         /* permissions of the existing file */
-    FILE * f;
-    char tmp[PATH_MAX + 16];
-} output_file;
-
 /* Resolves and checks an output path before any model work. */
-static bool output_prepare(output_file * o, const char * path) {
+bool output_prepare(output_file * o, const char * path) {
     memset(o, 0, sizeof(*o));
     struct stat sb;
     if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
@@ -563,7 +647,7 @@ static bool output_prepare(output_file * o, const char * path) {
     return true;
 }
 
-static bool output_open(output_file * o) {
+bool output_open(output_file * o) {
     if (o->in_place) {
         o->f = fopen(o->path, "w");
         if (!o->f) {
@@ -588,7 +672,7 @@ static bool output_open(output_file * o) {
 }
 
 /* Drops a file that failed half-way. */
-static void output_abandon(output_file * o) {
+void output_abandon(output_file * o) {
     if (o->f) {
         fclose(o->f);
         o->f = NULL;
@@ -598,7 +682,7 @@ static void output_abandon(output_file * o) {
     }
 }
 
-static bool output_commit(output_file * o) {
+bool output_commit(output_file * o) {
     bool ok = fflush(o->f) == 0;
     if (!o->in_place) {
         ok = ok && fsync(fileno(o->f)) == 0;
@@ -640,7 +724,7 @@ static void on_signal(int sig) {
 /* SIGINT and SIGTERM ask the run to stop at the next decode. Output files
  * are written only after a complete run, so nothing partial is left. A
  * repeated signal changes nothing. */
-static void catch_signals(void) {
+void catch_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -649,7 +733,7 @@ static void catch_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static bool should_stop(void * user_data) {
+bool should_stop(void * user_data) {
     (void)user_data;
     return interrupted != 0;
 }
@@ -660,7 +744,7 @@ struct progress {
     bool enabled;
 };
 
-static double now_seconds(void) {
+double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -691,7 +775,7 @@ static bool on_progress(void * user_data, long done, long total) {
 
 /* Prints text on one line: control characters shown as escapes, cut to
  * width bytes (at a UTF-8 boundary) with "..." when longer. */
-static void print_clean(FILE * f, const char * s, size_t n, size_t width) {
+void print_clean(FILE * f, const char * s, size_t n, size_t width) {
     size_t shown = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -718,7 +802,7 @@ static void print_clean(FILE * f, const char * s, size_t n, size_t width) {
 }
 
 /* Display width of the text print_clean writes, up to width. */
-static size_t clean_width(const char * s, size_t n, size_t width) {
+size_t clean_width(const char * s, size_t n, size_t width) {
     size_t shown = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -738,7 +822,8 @@ static size_t clean_width(const char * s, size_t n, size_t width) {
 
 static bool is_sampled(enum promptshap_method method) {
     return method == PROMPTSHAP_METHOD_PERMUTATION || method == PROMPTSHAP_METHOD_KERNEL ||
-           method == PROMPTSHAP_METHOD_LEVERAGE || method == PROMPTSHAP_METHOD_BANZHAF;
+           method == PROMPTSHAP_METHOD_LEVERAGE || method == PROMPTSHAP_METHOD_GP ||
+           method == PROMPTSHAP_METHOD_BANZHAF;
 }
 
 static const char * value_label(enum promptshap_method method) {
@@ -747,6 +832,17 @@ static const char * value_label(enum promptshap_method method) {
         case PROMPTSHAP_METHOD_BANZHAF: return "banzhaf (nats)";
         default:                        return "shapley (nats)";
     }
+}
+
+/* One line on the engine's work: the tokens it decoded against the tokens
+ * of one decode per coalition. */
+void print_engine(const struct promptshap_engine_stats * s) {
+    printf("engine: %lld tokens decoded in %lld decodes for %lld sequences of %lld tokens in all", s->n_tokens_decoded,
+           s->n_decodes, s->n_sequences, s->n_tokens_total);
+    if (s->n_tokens_decoded > 0 && s->n_tokens_total > s->n_tokens_decoded) {
+        printf(" (%.1fx fewer)", (double)s->n_tokens_total / (double)s->n_tokens_decoded);
+    }
+    printf("; model %.2f s, log-softmax %.2f s\n", s->decode_seconds, s->softmax_seconds);
 }
 
 /* The budget, the standard error ratio, a fallback note and the
@@ -859,6 +955,7 @@ static void print_table(const promptshap_result * r) {
         printf(", %d permutations", e->n_samples);
     }
     printf(", %.2f s\n", r->seconds);
+    print_engine(&r->engine);
     print_run_facts(e, 1);
 }
 
@@ -1088,6 +1185,30 @@ static void warn_unused_options(const struct cli * c, const promptshap_result * 
         fprintf(stderr, "promptshap: warning: --chat-template ignored: the framing is %s\n",
                 promptshap_chat_name(r->chat));
     }
+    if (c->explain_channel && r->chat != PROMPTSHAP_CHAT_HARMONY) {
+        fprintf(stderr, "promptshap: warning: --explain-channel ignored: the framing is %s, which has no channels\n",
+                promptshap_chat_name(r->chat));
+    }
+}
+
+/* A prompt that moves no target token's log-probability at all, to the
+ * last bit, is more likely a model that ignores its context (or a broken
+ * one) than a real result. */
+static void warn_untrusted(const promptshap_result * r) {
+    const promptshap_estimate * e = r->estimate;
+    if (!e || r->n_target_tokens == 0) {
+        return;
+    }
+    for (int t = 0; t < r->n_target_tokens; t++) {
+        if (e->v_full[t] != e->v_empty[t]) {
+            return;
+        }
+    }
+    fprintf(stderr,
+            "promptshap: warning: every target token has the same log-probability under the full prompt "
+            "(all %d units) as under the empty coalition (no units), so every value is 0; the model ignores "
+            "the prompt, or the framing hides it from the model\n",
+            r->n_units);
 }
 
 /*
@@ -1206,6 +1327,130 @@ static int run_game(const struct cli * c) {
     return rc;
 }
 
+/* An input file must hold text: not empty, valid UTF-8, no NUL byte. */
+static bool check_text_file(const char * path, const char * what, const char * text, size_t len) {
+    size_t bad = 0;
+    if (len == 0) {
+        runtime_error("the %s file '%s' is empty", what, path);
+        return false;
+    }
+    if (!promptshap_utf8_valid(text, len, &bad)) {
+        runtime_error("the %s file '%s' is not valid UTF-8 text: byte 0x%02x at offset %zu%s; save it as UTF-8",
+                      what, path, (unsigned)(unsigned char)text[bad], bad,
+                      text[bad] == 0 ? " (a NUL byte)" : "");
+        return false;
+    }
+    return true;
+}
+
+char * read_text_file(const char * path, const char * what, size_t * len) {
+    char * text = read_file(path, what, len);
+    if (text && !check_text_file(path, what, text, *len)) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+bool read_inputs(const struct cli * c, char ** prompt, size_t * prompt_len, char ** target, size_t * target_len) {
+    *prompt = NULL;
+    *target = NULL;
+    *prompt_len = 0;
+    *target_len = 0;
+    if (c->prompt_file) {
+        *prompt = read_text_file(c->prompt_file, "prompt", prompt_len);
+    } else {
+        *prompt_len = strlen(c->prompt);
+        *prompt = malloc(*prompt_len + 1);
+        if (*prompt) {
+            memcpy(*prompt, c->prompt, *prompt_len + 1);
+        } else {
+            runtime_error("out of memory");
+        }
+    }
+    if (!*prompt) {
+        return false;
+    }
+    if (c->target_file) {
+        *target = read_text_file(c->target_file, "target", target_len);
+    } else if (c->target) {
+        *target_len = strlen(c->target);
+        *target = malloc(*target_len + 1);
+        if (*target) {
+            memcpy(*target, c->target, *target_len + 1);
+        } else {
+            runtime_error("out of memory");
+        }
+    }
+    if ((c->target_file || c->target) && !*target) {
+        free(*prompt);
+        *prompt = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* explain --plan: the work of exact Shapley in each engine, from the
+ * planner's token counts. Only the framing head is decoded. */
+static int print_plan(struct cli * c, promptshap_model * model, const char * prompt, size_t prompt_len,
+                      const char * target, size_t target_len) {
+    promptshap_error err;
+    struct promptshap_engine_stats plan[2];
+    int n = 0, n_target = 0;
+    enum promptshap_chat chat = PROMPTSHAP_CHAT_NONE;
+    for (int e = 0; e < 2; e++) {
+        struct promptshap_score_params sp = c->ep.score;
+        sp.engine = e == 0 ? PROMPTSHAP_ENGINE_NAIVE : PROMPTSHAP_ENGINE_BATCHED;
+        promptshap_scorer * sc = NULL;
+        if (promptshap_scorer_init(model, prompt, prompt_len, target, target_len, &sp, &sc, &err) != PROMPTSHAP_OK) {
+            runtime_error("%s", err.message);
+            return EXIT_RUNTIME;
+        }
+        n = promptshap_scorer_n_units(sc);
+        n_target = promptshap_scorer_n_target_tokens(sc);
+        chat = promptshap_scorer_chat(sc);
+        if (n > PROMPTSHAP_EXACT_MAX_UNITS) {
+            promptshap_scorer_free(sc);
+            runtime_error("--plan counts exact Shapley, which allows at most %d units; the prompt has %d",
+                          PROMPTSHAP_EXACT_MAX_UNITS, n);
+            return EXIT_RUNTIME;
+        }
+        long count = 1L << n;
+        int W = PROMPTSHAP_MASK_WORDS(n);
+        uint64_t * members = calloc((size_t)count * (size_t)W, sizeof(uint64_t));
+        if (!members) {
+            promptshap_scorer_free(sc);
+            runtime_error("out of memory for %ld coalitions", count);
+            return EXIT_RUNTIME;
+        }
+        for (long k = 0; k < count; k++) {
+            for (int i = 0; i < n; i++) {
+                if ((k >> i) & 1) {
+                    members[(size_t)k * W + (size_t)(i / 64)] |= (uint64_t)1 << (i % 64);
+                }
+            }
+        }
+        enum promptshap_status st = promptshap_scorer_plan(sc, members, (int)count, &plan[e], &err);
+        free(members);
+        promptshap_scorer_free(sc);
+        if (st != PROMPTSHAP_OK) {
+            runtime_error("%s", err.message);
+            return EXIT_RUNTIME;
+        }
+    }
+    printf("exact Shapley of %d %s against %d target tokens, %s framing: %ld coalitions\n\n", n,
+           promptshap_unit_kind_name(c->ep.score.units), n_target, promptshap_chat_name(chat), 1L << n);
+    printf("%-8s %14s %14s %14s %10s\n", "engine", "tokens", "logits rows", "decode calls", "sequences");
+    printf("%-8s %14lld %14lld %14lld %10lld\n", "naive", plan[0].n_tokens_decoded, plan[0].n_rows, plan[0].n_decodes,
+           plan[0].n_sequences);
+    printf("%-8s %14lld %14lld %14lld %10lld\n", "batched", plan[1].n_tokens_decoded, plan[1].n_rows,
+           plan[1].n_decodes, plan[1].n_sequences);
+    printf("\nthe coalitions' sequences hold %lld tokens, %lld of them distinct in their prefix tree; the "
+           "batched engine\ndecodes the framing head once more when it starts\n",
+           plan[1].n_tokens_total, plan[1].n_tokens_unique);
+    return 0;
+}
+
 /*
  * main
  */
@@ -1216,35 +1461,22 @@ int main(int argc, char ** argv) {
     if (c.command == CMD_GAME) {
         return run_game(&c);
     }
-    promptshap_log_set(c.verbose ? log_to_stderr : NULL, NULL);
+    promptshap_log_set(c.verbose ? log_to_stderr : log_warnings, NULL);
     bool json_stdout = c.json && strcmp(c.json, "-") == 0;
+
+    if (c.command == CMD_GENERATE) {
+        return run_generate(&c);
+    }
+    if (c.command == CMD_COMPARE) {
+        return run_compare(&c);
+    }
 
     /* inputs and output paths, before any model work */
     size_t prompt_len = 0, target_len = 0;
     char * prompt = NULL;
     char * target = NULL;
-    if (c.prompt_file) {
-        prompt = read_file(c.prompt_file, "prompt", &prompt_len);
-    } else {
-        prompt_len = strlen(c.prompt);
-        prompt = malloc(prompt_len + 1);
-        if (prompt) {
-            memcpy(prompt, c.prompt, prompt_len + 1);
-        }
-    }
-    if (!prompt) {
+    if (!read_inputs(&c, &prompt, &prompt_len, &target, &target_len)) {
         return EXIT_RUNTIME;
-    }
-    if (c.target_file) {
-        target = read_file(c.target_file, "target", &target_len);
-        if (!target) {
-            free(prompt);
-            return EXIT_RUNTIME;
-        }
-    } else if (c.target) {
-        target_len = strlen(c.target);
-        target = malloc(target_len + 1);
-        memcpy(target, c.target, target_len + 1);
     }
     output_file json_out;
     if (c.json && !json_stdout && !output_prepare(&json_out, c.json)) {
@@ -1273,6 +1505,14 @@ int main(int argc, char ** argv) {
         return EXIT_RUNTIME;
     }
 
+    if (c.plan) {
+        int rc = print_plan(&c, model, prompt, prompt_len, target, target_len);
+        promptshap_model_free(model);
+        free(prompt);
+        free(target);
+        return rc;
+    }
+
     /* the target: given, or generated from the full prompt */
     if (!target) {
         if (promptshap_generate(model, prompt, prompt_len, &c.ep.score, &c.gp, &target, &err) != PROMPTSHAP_OK) {
@@ -1287,8 +1527,8 @@ int main(int argc, char ** argv) {
             c.ep.score.target_sep = "";
         }
         FILE * out = json_stdout ? stderr : stdout;
-        fprintf(out, "generated target (%s, %d tokens max):\n", c.gp.temperature > 0 ? "sampled" : "greedy",
-                c.gp.n_predict);
+        fprintf(out, "generated target (%s, %d tokens max%s%s):\n", c.gp.temperature > 0 ? "sampled" : "greedy",
+                c.gp.n_predict, c.explain_channel ? ", channel " : "", c.explain_channel ? c.explain_channel : "");
         fprintf(out, "%s\n\n", target);
     }
 
@@ -1319,7 +1559,11 @@ int main(int argc, char ** argv) {
         fputc('\n', stderr);
     }
     int rc = 0;
-    if (st != PROMPTSHAP_OK) {
+    if (st == PROMPTSHAP_ERR_CANCELLED) {
+        runtime_error("interrupted: %s in %.1f s; no result was printed and no output file written", err.message,
+                      now_seconds() - prog.start);
+        rc = EXIT_RUNTIME;
+    } else if (st != PROMPTSHAP_OK) {
         runtime_error("%s", err.message);
         rc = EXIT_RUNTIME;
     } else {
@@ -1346,6 +1590,7 @@ int main(int argc, char ** argv) {
     }
     if (rc == 0 && r) {
         warn_unused_options(&c, r);
+        warn_untrusted(r);
     }
     promptshap_result_free(r);
     promptshap_model_free(model);
