@@ -839,7 +839,7 @@ static const char * value_label(enum promptshap_method method) {
 void print_engine(const struct promptshap_engine_stats * s) {
     printf("engine: %lld tokens decoded in %lld decodes for %lld sequences of %lld tokens in all", s->n_tokens_decoded,
            s->n_decodes, s->n_sequences, s->n_tokens_total);
-    if (s->n_tokens_decoded > 0 && s->n_tokens_total > s->n_tokens_decoded) {
+    if (s->n_tokens_decoded > 0 && (double)s->n_tokens_total >= 1.05 * (double)s->n_tokens_decoded) {
         printf(" (%.1fx fewer)", (double)s->n_tokens_total / (double)s->n_tokens_decoded);
     }
     printf("; model %.2f s, log-softmax %.2f s\n", s->decode_seconds, s->softmax_seconds);
