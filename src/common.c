@@ -88,3 +88,22 @@ uint64_t ps_rng_below(uint64_t * state, uint64_t n) {
     } while (x >= limit);
     return x % n;
 }
+
+bool ps_text_add(ps_text * t, const char * s, size_t n) {
+    if (t->n + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        while (cap < t->n + n + 1) {
+            cap *= 2;
+        }
+        char * d = realloc(t->data, cap);
+        if (!d) {
+            return false;
+        }
+        t->data = d;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->n, s, n);
+    t->n += n;
+    t->data[t->n] = '\0';
+    return true;
+}

@@ -18,41 +18,15 @@ struct promptshap_generate_params promptshap_generate_default_params(void) {
     return p;
 }
 
-/* Growable byte buffer. */
-typedef struct {
-    char * data;
-    size_t n;
-    size_t cap;
-} text_buf;
-
-static bool text_append(text_buf * b, const char * s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->n + n + 1) {
-            cap *= 2;
-        }
-        char * d = realloc(b->data, cap);
-        if (!d) {
-            return false;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->n, s, n);
-    b->n += n;
-    b->data[b->n] = '\0';
-    return true;
-}
-
 /* A response without harmony: one message, the bytes of every token but
  * the end token. */
 static enum promptshap_status plain_generation(const promptshap_model * model, const int32_t * tokens, int n,
                                                bool stopped, enum promptshap_chat chat,
                                                promptshap_generation ** out, promptshap_error * err) {
     promptshap_generation * gen = calloc(1, sizeof(*gen));
-    text_buf answer = { 0 };
-    text_buf raw = { 0 };
-    bool ok = gen && text_append(&answer, "", 0) && text_append(&raw, "", 0);
+    ps_text answer = { 0 };
+    ps_text raw = { 0 };
+    bool ok = gen && ps_text_add(&answer, "", 0) && ps_text_add(&raw, "", 0);
     if (ok) {
         gen->chat = chat;
         gen->hit_limit = !stopped;
@@ -64,9 +38,9 @@ static enum promptshap_status plain_generation(const promptshap_model * model, c
         gen->tokens[i] = tokens[i];
         char * piece = NULL;
         int len = ps_token_piece(model, tokens[i], &piece);
-        ok = len >= 0 && text_append(&raw, piece, (size_t)len);
+        ok = len >= 0 && ps_text_add(&raw, piece, (size_t)len);
         if (ok && !(stopped && i == n - 1)) {
-            ok = text_append(&answer, piece, (size_t)len);
+            ok = ps_text_add(&answer, piece, (size_t)len);
         }
         free(piece);
     }

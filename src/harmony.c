@@ -17,31 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct {
-    char * data;
-    size_t n;
-    size_t cap;
-} buf;
-
-static bool buf_add(buf * b, const char * s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        while (cap < b->n + n + 1) {
-            cap *= 2;
-        }
-        char * d = realloc(b->data, cap);
-        if (!d) {
-            return false;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->n, s, n);
-    b->n += n;
-    b->data[b->n] = '\0';
-    return true;
-}
-
 /* A malloc'ed copy of s[0, n), NUL-terminated. */
 static char * dup_n(const char * s, size_t n) {
     char * d = malloc(n + 1);
@@ -96,7 +71,7 @@ typedef struct {
     bool failed; /* out of memory */
     /* the message being read */
     enum part part;
-    buf role, channel, constrain, content;
+    ps_text role, channel, constrain, content;
     bool has_channel;
     int content_begin;
 } parser;
@@ -149,7 +124,7 @@ static void reset_header(parser * p, const char * role) {
     if (p->content.data) {
         p->content.data[0] = '\0';
     }
-    if (role && !buf_add(&p->role, role, strlen(role))) {
+    if (role && !ps_text_add(&p->role, role, strlen(role))) {
         p->failed = true;
     }
     p->has_channel = false;
@@ -226,8 +201,8 @@ enum promptshap_status promptshap_harmony_parse(const int32_t * tokens, const ch
     g->n_tokens = n;
     g->tokens = malloc(((size_t)n + 1) * sizeof(int32_t));
     parser p = { .g = g };
-    buf text = { 0 };
-    if (!g->tokens || !buf_add(&text, "", 0)) {
+    ps_text text = { 0 };
+    if (!g->tokens || !ps_text_add(&text, "", 0)) {
         p.failed = true;
     } else if (n > 0) {
         memcpy(g->tokens, tokens, (size_t)n * sizeof(int32_t));
@@ -238,7 +213,7 @@ enum promptshap_status promptshap_harmony_parse(const int32_t * tokens, const ch
     for (int i = 0; i < n && !p.failed; i++) {
         int32_t t = tokens[i];
         const char * piece = pieces[i] ? pieces[i] : "";
-        if (!buf_add(&text, piece, strlen(piece))) {
+        if (!ps_text_add(&text, piece, strlen(piece))) {
             p.failed = true;
             break;
         }
@@ -321,10 +296,10 @@ enum promptshap_status promptshap_harmony_parse(const int32_t * tokens, const ch
             size_t len = strlen(piece);
             bool ok = true;
             switch (p.part) {
-                case PART_ROLE:      ok = buf_add(&p.role, piece, len); break;
-                case PART_CHANNEL:   ok = buf_add(&p.channel, piece, len); break;
-                case PART_CONSTRAIN: ok = buf_add(&p.constrain, piece, len); break;
-                case PART_CONTENT:   ok = buf_add(&p.content, piece, len); break;
+                case PART_ROLE:      ok = ps_text_add(&p.role, piece, len); break;
+                case PART_CHANNEL:   ok = ps_text_add(&p.channel, piece, len); break;
+                case PART_CONSTRAIN: ok = ps_text_add(&p.constrain, piece, len); break;
+                case PART_CONTENT:   ok = ps_text_add(&p.content, piece, len); break;
                 case PART_OUTSIDE:
                     if (*skip_space(piece)) {
                         problem(&p, "text at token %d outside any message: '%.40s'", i, piece);
@@ -360,7 +335,7 @@ enum promptshap_status promptshap_harmony_parse(const int32_t * tokens, const ch
 }
 
 char * promptshap_generation_channel_text(const promptshap_generation * gen, const char * channel) {
-    buf b = { 0 };
+    ps_text b = { 0 };
     bool found = false;
     for (int k = 0; k < gen->n_messages; k++) {
         const promptshap_message * m = &gen->messages[k];
@@ -368,7 +343,7 @@ char * promptshap_generation_channel_text(const promptshap_generation * gen, con
         if (!match) {
             continue;
         }
-        if ((found && !buf_add(&b, "\n\n", 2)) || !buf_add(&b, m->text, strlen(m->text))) {
+        if ((found && !ps_text_add(&b, "\n\n", 2)) || !ps_text_add(&b, m->text, strlen(m->text))) {
             free(b.data);
             return NULL;
         }

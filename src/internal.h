@@ -45,6 +45,16 @@ static inline void ps_mask_clear(uint64_t * members, int i) {
     members[i / 64] &= ~((uint64_t)1 << (i % 64));
 }
 
+/* A growable NUL-terminated byte buffer; zero-initialize, free data. */
+typedef struct {
+    char * data;
+    size_t n;
+    size_t cap;
+} ps_text;
+
+/* Appends s[0, n); false when out of memory (the text is unchanged). */
+bool ps_text_add(ps_text * t, const char * s, size_t n);
+
 /* Seconds on a monotonic clock. */
 double ps_now(void);
 
