@@ -81,6 +81,8 @@ bool output_prepare(output_file * o, const char * path);
 bool output_open(output_file * o);
 /* Drops a file that failed half-way. */
 void output_abandon(output_file * o);
+/* Commits a written file, or drops it with a message when a write failed. */
+bool output_finish(output_file * o);
 /* Flushes, syncs and renames the temporary file into place. */
 bool output_commit(output_file * o);
 

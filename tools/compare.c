@@ -88,7 +88,10 @@ static void print_comparison(const struct cli * c, const comparison * cmp) {
     const promptshap_result * b = cmp->lp[1];
     double ta = total_logprob(a), tb = total_logprob(b);
     for (int s = 0; s < 2; s++) {
-        const char * text = c->vs_model ? (s ? c->vs_model : c->model) : cmp->lp[s]->prompt;
+        const char * text = cmp->lp[s]->prompt;
+        if (c->vs_model) {
+            text = s == 0 ? c->model : c->vs_model;
+        }
         printf("%c: %s '", "AB"[s], c->vs_model ? "model" : "prompt");
         print_clean(stdout, text, strlen(text), 70);
         printf("'\n");
@@ -352,11 +355,7 @@ int run_compare(struct cli * c) {
             rc = EXIT_RUNTIME;
         } else {
             write_compare_json(json_out.f, c, prompt, vs_prompt, &cmp);
-            if (ferror(json_out.f)) {
-                runtime_error("writing '%s' failed", c->json);
-                output_abandon(&json_out);
-                rc = EXIT_RUNTIME;
-            } else if (!output_commit(&json_out)) {
+            if (!output_finish(&json_out)) {
                 rc = EXIT_RUNTIME;
             }
         }

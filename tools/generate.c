@@ -145,11 +145,7 @@ int run_generate(struct cli * c) {
                 rc = EXIT_RUNTIME;
             } else {
                 write_generation_json(json_out.f, c, prompt, g);
-                if (ferror(json_out.f)) {
-                    runtime_error("writing '%s' failed", c->json);
-                    output_abandon(&json_out);
-                    rc = EXIT_RUNTIME;
-                } else if (!output_commit(&json_out)) {
+                if (!output_finish(&json_out)) {
                     rc = EXIT_RUNTIME;
                 }
             }

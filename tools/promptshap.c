@@ -671,6 +671,15 @@ bool output_open(output_file * o) {
     return true;
 }
 
+bool output_finish(output_file * o) {
+    if (ferror(o->f)) {
+        runtime_error("writing '%s' failed", o->path);
+        output_abandon(o);
+        return false;
+    }
+    return output_commit(o);
+}
+
 /* Drops a file that failed half-way. */
 void output_abandon(output_file * o) {
     if (o->f) {
@@ -1309,11 +1318,7 @@ static int run_game(const struct cli * c) {
             rc = EXIT_RUNTIME;
         } else {
             write_game_json(json_out.f, c, e);
-            if (ferror(json_out.f)) {
-                runtime_error("writing '%s' failed", c->json);
-                output_abandon(&json_out);
-                rc = EXIT_RUNTIME;
-            } else if (!output_commit(&json_out)) {
+            if (!output_finish(&json_out)) {
                 rc = EXIT_RUNTIME;
             }
         }
