@@ -96,7 +96,47 @@ static int compare_strings(const void * a, const void * b) {
  * on rather than reports: a block count of 0 or above its 512-layer limit,
  * and a vocabulary that lists one token text twice. Either would abort the
  * process inside libllama. */
-static enum promptshap_status check_gguf(const char * path, promptshap_error * err) {
+/* Adds the weights of a GGUF file's tensors that ps_decode_costs_of does
+ * not charge to every token: the embedding table and output projection,
+ * and the experts, of which a token passes through the routed share only. */
+static void count_weights(const struct gguf_context * g, promptshap_model * counts) {
+    for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
+        const char * name = gguf_get_tensor_name(g, i);
+        enum ggml_type type = gguf_get_tensor_type(g, i);
+        int64_t n = (int64_t)(gguf_get_tensor_size(g, i) / ggml_type_size(type)) * ggml_blck_size(type);
+        if (strcmp(name, "token_embd.weight") == 0 || strcmp(name, "output.weight") == 0) {
+            counts->n_embd_params += n;
+        } else if (strstr(name, "_exps.")) {
+            counts->n_expert_params += n;
+        }
+    }
+}
+
+/* Adds the counts of the other files of a model split in n_split files,
+ * named as libllama names them (PREFIX-00002-of-00004.gguf). A file that
+ * cannot be read is skipped here, and libllama's load reports it.
+ * NOTE: not yet run on a split model; the file names follow
+ * llama_split_path as libllama's loader does. */
+static void count_split_weights(const char * path, int n_split, promptshap_model * counts) {
+    char prefix[PATH_MAX];
+    char part[PATH_MAX];
+    if (n_split < 2 || llama_split_prefix(prefix, sizeof(prefix), path, 0, n_split) <= 0) {
+        return;
+    }
+    for (int i = 1; i < n_split; i++) {
+        if (llama_split_path(part, sizeof(part), prefix, i, n_split) <= 0) {
+            continue;
+        }
+        struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
+        struct gguf_context * g = gguf_init_from_file(part, gp);
+        if (g) {
+            count_weights(g, counts);
+            gguf_free(g);
+        }
+    }
+}
+
+static enum promptshap_status check_gguf(const char * path, promptshap_model * counts, promptshap_error * err) {
     struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
     struct gguf_context * g = gguf_init_from_file(path, gp);
     if (!g) {
@@ -141,6 +181,11 @@ static enum promptshap_status check_gguf(const char * path, promptshap_error * e
             free(texts);
         }
     }
+    count_weights(g, counts);
+    int64_t split_key = gguf_find_key(g, "split.count");
+    if (split_key >= 0 && gguf_get_kv_type(g, split_key) == GGUF_TYPE_UINT16) {
+        count_split_weights(path, gguf_get_val_u16(g, split_key), counts);
+    }
     gguf_free(g);
     return st;
 }
@@ -173,7 +218,8 @@ enum promptshap_status promptshap_model_load(const char * path, const struct pro
     ps_backend_init();
     last_llama_error[0] = '\0';
     first_llama_error[0] = '\0';
-    enum promptshap_status st = check_gguf(path, err);
+    promptshap_model counts = {0};
+    enum promptshap_status st = check_gguf(path, &counts, err);
     if (st != PROMPTSHAP_OK) {
         return st;
     }
@@ -194,6 +240,8 @@ enum promptshap_status promptshap_model_load(const char * path, const struct pro
     }
     model->lm = lm;
     model->n_gpu_layers = p.n_gpu_layers;
+    model->n_embd_params = counts.n_embd_params;
+    model->n_expert_params = counts.n_expert_params;
     model->vocab = llama_model_get_vocab(lm);
     model->n_vocab = llama_vocab_n_tokens(model->vocab);
     llama_model_desc(lm, model->desc, sizeof(model->desc));
@@ -377,12 +425,21 @@ struct llama_context * ps_context_new(promptshap_model * model, int n_ctx, int n
     cp.n_outputs_max = (uint32_t)n_outputs;
     cp.n_threads = n_threads > 0 ? n_threads : ps_default_threads();
     cp.n_threads_batch = cp.n_threads;
-    /* Flash attention off: with the 260K-parameter test model on a 2-core
-     * CPU, libllama's default (auto) setting ran prompt processing about 3x
-     * slower than disabled. */
+    /* Flash attention off. With it, exact Shapley of the 6-word example ran
+     * faster on one core of a 2-core AMD EPYC (batched engine: 37.6 s
+     * against 43.0 s on a 100M-parameter llama with harmony framing, 0.7 s
+     * against 1.7 to 1.9 s on the 260K-parameter demo model), because
+     * ggml's CPU kernel skips masked cells. But libllama v0.4.0 casts the
+     * 32-bit cache to 16 bits for it, and on the GPT-OSS-shaped test model
+     * a coalition's log-probabilities then differed by 1.3e-3 nats between
+     * a prefix tree and a decode of its own, and by 4.3e-3 against one
+     * token per decode, where 1e-4 is allowed. */
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    /* One KV buffer for all sequences, so the cells of a batch are shared
-     * out by need rather than split evenly between n_seq sequences. */
+    /* One KV buffer for all sequences. A split cache cannot run prefix
+     * trees: libllama v0.4.0 rejects a batch whose tokens carry several
+     * sequence ids there ("coupled sequences", llama_batch_allocr::
+     * split_equal), gives every sequence n_ctx cells of its own, and copies
+     * the cells that llama_memory_seq_cp would share. */
     cp.kv_unified = true;
     /* Sliding-window layers (GPT-OSS alternates them) keep a full-size
      * cache, so cells copied from the kept prefix with llama_memory_seq_cp
@@ -402,37 +459,76 @@ struct llama_context * ps_context_new(promptshap_model * model, int n_ctx, int n
     return llama_init_from_model(model->lm, cp);
 }
 
+/* Returns the integer hyperparameter <arch>.NAME of the GGUF metadata, or 0. */
+static long arch_value(const promptshap_model * model, const char * name) {
+    char arch[64];
+    char key[128];
+    char value[32];
+    if (llama_model_meta_val_str(model->lm, "general.architecture", arch, sizeof(arch)) <= 0) {
+        return 0;
+    }
+    snprintf(key, sizeof(key), "%s.%s", arch, name);
+    if (llama_model_meta_val_str(model->lm, key, value, sizeof(value)) <= 0) {
+        return 0;
+    }
+    return atol(value);
+}
+
 /* Width of an attention key or value per head: the GGUF key
  * <arch>.attention.key_length (value_length) when present, else the
  * embedding width over the head count. */
 static long head_width(const promptshap_model * model, const char * which) {
-    char arch[64];
-    char key[128];
-    char value[32];
-    if (llama_model_meta_val_str(model->lm, "general.architecture", arch, sizeof(arch)) > 0) {
-        snprintf(key, sizeof(key), "%s.attention.%s", arch, which);
-        if (llama_model_meta_val_str(model->lm, key, value, sizeof(value)) > 0 && atol(value) > 0) {
-            return atol(value);
-        }
+    char name[64];
+    snprintf(name, sizeof(name), "attention.%s", which);
+    long width = arch_value(model, name);
+    if (width > 0) {
+        return width;
     }
     int n_head = llama_model_n_head(model->lm);
     return n_head > 0 ? llama_model_n_embd(model->lm) / n_head : llama_model_n_embd(model->lm);
 }
 
-int ps_tree_cells_cap(const promptshap_model * model) {
+/* Attention with flash attention off computes, for every token and cell,
+ * a query-key product, a masked softmax entry and a weighted value sum,
+ * in separate passes over a score matrix in memory, so one multiply-add of
+ * it costs more than one of a weight matrix product. Measured with exact
+ * Shapley of the 6-word example with harmony framing on the GPT-OSS-shaped
+ * benchmark model (one core of a 2-core AMD EPYC): prefix trees whose
+ * tokens attended to 768, 512 and 256 cells took 12.6, 11.9 and 11.5 s
+ * inside llama_decode (13.4, 12.9 and 11.9 s in a second run) for nearly
+ * the same 4,600 tokens, 0.5 to 0.6 microseconds per token and cell
+ * (4,096 multiply-adds), while a logits row (66M multiply-adds) took 2.3
+ * ms: about 4 times the cost per multiply-add. */
+#define ATTENTION_COST_FACTOR 4.0
+
+void ps_decode_costs_of(const promptshap_model * model, ps_decode_costs * c) {
     double n_embd = llama_model_n_embd(model->lm);
     double layers = llama_model_n_layer(model->lm);
     double heads = llama_model_n_head(model->lm);
     double width = (double)head_width(model, "key_length") + (double)head_width(model, "value_length");
-    /* multiply-adds per token of the weights outside the embedding, and of
-     * one scored logits row, against those of attending to one more cell */
-    double weights = (double)llama_model_n_params(model->lm) - (double)model->n_vocab * n_embd;
-    double per_token = (weights > 0 ? weights : 0) + (double)model->n_vocab * n_embd;
-    double per_cell = layers * heads * width;
-    if (per_cell <= 0) {
+    /* the weights outside the embedding table and the output projection,
+     * of the experts only the routed share */
+    double weights = (double)llama_model_n_params(model->lm) - (double)model->n_embd_params;
+    long experts = arch_value(model, "expert_count");
+    long used = arch_value(model, "expert_used_count");
+    if (experts > 0 && used > 0 && used <= experts) {
+        weights -= (double)model->n_expert_params * (double)(experts - used) / (double)experts;
+    }
+    if (weights < 0) {
+        weights = 0;
+    }
+    c->token = weights;
+    c->row = (double)model->n_vocab * n_embd;
+    c->cell = ATTENTION_COST_FACTOR * layers * heads * width;
+}
+
+int ps_tree_cells_cap(const promptshap_model * model) {
+    ps_decode_costs c;
+    ps_decode_costs_of(model, &c);
+    if (c.cell <= 0) {
         return INT_MAX;
     }
-    double cap = 0.1 * per_token / per_cell;
+    double cap = 0.1 * (c.token + c.row) / c.cell;
     return cap > 1e9 ? 1000000000 : (int)cap;
 }
 

@@ -19,6 +19,8 @@ struct promptshap_model {
     const char ** markers; /* [n_markers] user-defined tokens written <...>, which libllama matches
                               in any text; borrowed from the vocabulary */
     int n_markers;
+    int64_t n_embd_params;   /* elements of token_embd.weight and output.weight */
+    int64_t n_expert_params; /* elements of the mixture-of-experts tensors (*_exps.*), all experts */
 };
 
 /* Routes libllama's log through promptshap_log_set and initializes the
@@ -48,12 +50,23 @@ int ps_default_threads(void);
 size_t ps_context_bytes(const promptshap_model * model, int n_kv, int n_rows, int n_seq, size_t * kv_bytes,
                         size_t * logits_bytes);
 
-/* The KV cells up to which one more cell in a decode costs at most a tenth
- * of a token's weight multiply-adds (and one logits row): every token of a
- * decode attends to every cell of it, masked or not (flash attention off),
- * so a prefix tree larger than this spends more on attention than sharing
- * saves. Large models allow thousands of cells; a 260K-parameter model
- * fewer than one sequence's. */
+/* Costs of a decode in multiply-adds of a weight matrix product, by which
+ * the planner sizes prefix trees (scorer.c). */
+typedef struct ps_decode_costs {
+    double token; /* a token's pass through the layers (of the experts, the routed ones) */
+    double row;   /* a logits row: the output projection */
+    double cell;  /* one token attending to one KV cell, in every layer: with flash attention off every
+                     token of a decode attends to every cell of it, masked or not */
+} ps_decode_costs;
+
+/* Fills costs from the model's shape. */
+void ps_decode_costs_of(const promptshap_model * model, ps_decode_costs * costs);
+
+/* Returns the KV cells up to which one more cell in a decode costs at most
+ * a tenth of a token with its logits row. The scorer's batch stops there,
+ * since a larger tree spends more on attention than sharing can save.
+ * Large models allow hundreds of cells, a 260K-parameter model fewer than
+ * one sequence's. */
 int ps_tree_cells_cap(const promptshap_model * model);
 
 /* MemAvailable from /proc/meminfo in bytes, or 0 when it cannot be read. */

@@ -56,6 +56,7 @@ struct promptshap_scorer {
     enum promptshap_engine engine;
     int n_threads;                 /* for the log-softmax of scored rows */
     ps_softmax_job * jobs;         /* [n_outputs_max] scored rows of one decode */
+    ps_decode_costs costs;         /* the model's decode costs, for sizing prefix trees */
     struct promptshap_engine_stats stats;
 };
 
@@ -573,6 +574,7 @@ enum promptshap_status promptshap_scorer_init(promptshap_model * model, const ch
         return ps_fail(err, PROMPTSHAP_ERR_NO_MEMORY, "out of memory");
     }
     sc->model = model;
+    ps_decode_costs_of(model, &sc->costs);
     sc->prompt = dup_text(prompt, prompt_len);
     sc->prompt_len = prompt_len;
     sc->target = dup_text(target, target_len);
@@ -897,18 +899,19 @@ static enum promptshap_status build_seqs(promptshap_scorer * sc, const uint64_t 
 }
 
 /* The planner: the sorted list seqs[first, ...) is cut into one prefix
- * tree per decode, as long as its distinct tokens fit the KV cells beside
- * the kept prefix, its sequences the sequence slots and its scored rows the
- * logits rows. Returns the end of the tree starting at first and its token
- * count. */
-static int next_tree(const promptshap_scorer * sc, const scored_seq * seqs, int n, int first, int * n_tokens) {
+ * tree per decode, as long as its distinct tokens fit the cells beside the
+ * kept prefix (cells in all, at most the KV cells), its sequences the
+ * sequence slots and its scored rows the logits rows. Returns the end of
+ * the tree starting at first and its token count. */
+static int next_tree(const promptshap_scorer * sc, const scored_seq * seqs, int n, int first, int cells,
+                     int * n_tokens) {
     const int T = sc->n_target;
     int last = first + 1;
     int tokens = seqs[first].len - sc->n_prefix;
     int rows = T;
     while (last < n && last - first < sc->n_seq_max - 1) {
         int add = seqs[last].len - lcp(&seqs[last - 1], &seqs[last]);
-        if (sc->n_prefix + tokens + add > sc->n_kv || rows + T > sc->n_outputs_max) {
+        if (sc->n_prefix + tokens + add > cells || rows + T > sc->n_outputs_max) {
             break;
         }
         tokens += add;
@@ -917,6 +920,65 @@ static int next_tree(const promptshap_scorer * sc, const scored_seq * seqs, int 
     }
     *n_tokens = tokens;
     return last;
+}
+
+/* Returns the attention work of a tree of n tokens: the cells each token
+ * attends to, summed. libllama v0.4.0 decodes the tree in micro-batches of
+ * n_ubatch tokens, and with flash attention off every token of a
+ * micro-batch attends to every cell up to the last one in use, rounded up
+ * to a multiple of 256 (llama_kv_cache::get_n_kv) and at most n_ctx. */
+static double tree_attention(int n_prefix, int n, int n_ubatch, int n_ctx) {
+    double work = 0.0;
+    for (int done = 0; done < n;) {
+        int u = n - done < n_ubatch ? n - done : n_ubatch;
+        done += u;
+        int cells = (n_prefix + done + 255) / 256 * 256;
+        work += (double)u * (double)(cells < n_ctx ? cells : n_ctx);
+    }
+    return work;
+}
+
+/* Chooses the cells per tree for one evaluation. Larger trees share more
+ * tokens, but their tokens attend to more cells. Budgets from one sequence
+ * per tree up to all KV cells are priced with ps_decode_costs, and the
+ * cheapest wins, the larger on a tie. Logits rows are left out because
+ * every plan has the same. */
+static int choose_tree_cells(const promptshap_scorer * sc, const scored_seq * seqs, int n) {
+    /* NOTE: the costs were measured on a CPU. With layers on a GPU, where a
+     * decode's fixed cost counts for more and attention for less, the
+     * largest trees are kept, untimed there. */
+    if (sc->model->n_gpu_layers != 0 && llama_supports_gpu_offload()) {
+        return sc->n_kv;
+    }
+    const int n_ctx = (int)llama_n_ctx(sc->ctx);
+    const int n_ubatch = (int)llama_n_ubatch(sc->ctx);
+    /* one sequence per tree, then the multiples of 256 where the attended
+     * cells step up (doubling, then growing by half), then all cells */
+    int budgets[48];
+    int n_budgets = 0;
+    budgets[n_budgets++] = sc->n_prefix + 1;
+    for (int cells = 256; cells < sc->n_kv && n_budgets < 47; cells = cells < 1024 ? cells * 2 : cells / 512 * 768) {
+        budgets[n_budgets++] = cells;
+    }
+    budgets[n_budgets++] = sc->n_kv;
+
+    int best = sc->n_kv;
+    double best_cost = INFINITY;
+    for (int b = 0; b < n_budgets; b++) {
+        double cost = 0.0;
+        for (int first = 0; first < n;) {
+            int n_tokens = 0;
+            int last = next_tree(sc, seqs, n, first, budgets[b], &n_tokens);
+            cost += (double)n_tokens * sc->costs.token +
+                    sc->costs.cell * tree_attention(sc->n_prefix, n_tokens, n_ubatch, n_ctx);
+            first = last;
+        }
+        if (cost <= best_cost) {
+            best_cost = cost;
+            best = budgets[b];
+        }
+    }
+    return best;
 }
 
 /* Adds the sequence, token and tree counts of a sorted list to stats. */
@@ -1134,10 +1196,11 @@ enum promptshap_status promptshap_scorer_eval(promptshap_scorer * sc, const uint
     if (st == PROMPTSHAP_OK) {
         count_plan(seqs, n, &sc->stats);
     }
+    int cells = st == PROMPTSHAP_OK ? choose_tree_cells(sc, seqs, n) : 0;
     int first = 0;
     while (first < n && st == PROMPTSHAP_OK) {
         int n_tokens = 0;
-        int last = next_tree(sc, seqs, n, first, &n_tokens);
+        int last = next_tree(sc, seqs, n, first, cells, &n_tokens);
         st = decode_tree(sc, seqs, first, last, members, values, path, rows, err);
         first = last;
     }
@@ -1166,9 +1229,10 @@ enum promptshap_status promptshap_scorer_plan(promptshap_scorer * sc, const uint
         stats->n_rows = stats->n_tokens_total;
         stats->n_decodes = n;
     } else {
+        int cells = choose_tree_cells(sc, seqs, n);
         for (int first = 0; first < n;) {
             int n_tokens = 0;
-            int last = next_tree(sc, seqs, n, first, &n_tokens);
+            int last = next_tree(sc, seqs, n, first, cells, &n_tokens);
             stats->n_tokens_decoded += n_tokens;
             stats->n_decodes += n_tokens > 0;
             first = last;
