@@ -10,6 +10,8 @@
 #   PROMPTSHAP_FUZZ_SECONDS=N      time per harness (default 60)
 #   PROMPTSHAP_FUZZ_JOBS=N         harnesses run at once (default: the core count)
 #   PROMPTSHAP_FUZZ_DIR=DIR        build folder (default build-fuzz/)
+#   PROMPTSHAP_FUZZ_MODEL=FILE     fuzz_tokenize's model (default: the gpt-oss-tiny
+#                                  harmony model, written to build-fuzz/models/)
 #
 # A reproducer reruns with: build-fuzz/fuzz/<harness> <file>
 set -euo pipefail
@@ -17,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${PROMPTSHAP_FUZZ_DIR:-$root/build-fuzz}
 seconds=${PROMPTSHAP_FUZZ_SECONDS:-60}
 jobs=${PROMPTSHAP_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
-all=(fuzz_text fuzz_align fuzz_harmony fuzz_harmony_parse fuzz_views fuzz_game_file fuzz_model_load)
+all=(fuzz_text fuzz_align fuzz_harmony fuzz_harmony_parse fuzz_views fuzz_game_file fuzz_model_load fuzz_tokenize)
 harnesses=("${@:-${all[@]}}")
 
 log() { printf 'fuzz: %s\n' "$*" >&2; }
@@ -45,6 +47,29 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$build" "${generator[@]}" -DPROMPTSHAP
     -DPROMPTSHAP_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
 cmake --build "$build" -j "$jobs" --target "${harnesses[@]}" >&2
 
+# fuzz_tokenize tokenizes with a vocabulary that has harmony's markers:
+# the gpt-oss-tiny model, written again whenever promptshap-mkmodel changed.
+# Without the llama.cpp source tree (an installed llama.cpp) mkmodel has no
+# default vocabulary, and the harness is skipped.
+if [[ " ${harnesses[*]} " == *" fuzz_tokenize "* ]]; then
+    if [ -z "${PROMPTSHAP_FUZZ_MODEL:-}" ]; then
+        PROMPTSHAP_FUZZ_MODEL=$build/models/gpt-oss-tiny.gguf
+        cmake --build "$build" -j "$jobs" --target promptshap-mkmodel >&2
+        if [ ! -f "$PROMPTSHAP_FUZZ_MODEL" ] || [ "$build/promptshap-mkmodel" -nt "$PROMPTSHAP_FUZZ_MODEL" ]; then
+            mkdir -p "$build/models"
+            if ! "$build/promptshap-mkmodel" --preset gpt-oss-tiny --harmony -t 1 -o "$PROMPTSHAP_FUZZ_MODEL" >&2; then
+                log "skipping fuzz_tokenize: promptshap-mkmodel could not write its model; set PROMPTSHAP_FUZZ_MODEL"
+                remaining=()
+                for h in "${harnesses[@]}"; do
+                    [ "$h" = fuzz_tokenize ] || remaining+=("$h")
+                done
+                harnesses=("${remaining[@]}")
+            fi
+        fi
+    fi
+    export PROMPTSHAP_FUZZ_MODEL
+fi
+
 # Options per harness: the largest input (bytes) and the slowest one
 # allowed (seconds). fuzz_model_load's seed is a 14 kB GGUF header.
 max_len() {
@@ -52,6 +77,15 @@ max_len() {
         fuzz_model_load) echo 32768 ;;
         fuzz_game_file | fuzz_views) echo 8192 ;;
         *) echo 4096 ;;
+    esac
+}
+
+# libFuzzer options of one harness beyond the common ones, into the array
+# extra
+extra_options() {
+    extra=()
+    case $1 in
+        fuzz_tokenize) extra=("-dict=$root/fuzz/tokenize.dict") ;;
     esac
 }
 
@@ -66,8 +100,9 @@ run_one() {
     local h=$1
     mkdir -p "$work/$h"
     rm -f "$build/artifacts/$h"-*
+    extra_options "$h"
     GGML_NO_BACKTRACE=1 "$build/fuzz/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -max_len="$(max_len "$h")" -print_final_stats=1 -artifact_prefix="$build/artifacts/$h-" \
+        -max_len="$(max_len "$h")" "${extra[@]}" -print_final_stats=1 -artifact_prefix="$build/artifacts/$h-" \
         "$work/$h" "$root/fuzz/corpus/$h" >"$work/$h.log" 2>&1
 }
 
@@ -93,7 +128,11 @@ for h in "${harnesses[@]}"; do
         log "$h: FINDING; the end of its log:"
         tail -n 60 "$work/$h.log" >&2
         for f in "$build/artifacts/$h"-*; do
-            [ -e "$f" ] && log "reproduce with: $build/fuzz/$h $f"
+            env_prefix=
+            if [ "$h" = fuzz_tokenize ]; then
+                env_prefix="PROMPTSHAP_FUZZ_MODEL=$PROMPTSHAP_FUZZ_MODEL "
+            fi
+            [ -e "$f" ] && log "reproduce with: $env_prefix$build/fuzz/$h $f"
         done
     fi
 done

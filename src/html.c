@@ -38,7 +38,8 @@ static const char * page_style =
     "overflow-wrap:anywhere}\n";
 
 /* The script: token coloring by unit, and canvas heatmaps. It reads the
- * colors from the data, so the page and the C code share one scale. */
+ * colors from the data, so the page and the C code share one scale (its
+ * 1e-9 is PS_VIEW_NOISE). */
 static const char * page_script =
     "(function () {\n"
     "'use strict';\n"
@@ -53,7 +54,7 @@ static const char * page_script =
     "function css(c) { return 'rgb(' + c[0] + ', ' + c[1] + ', ' + c[2] + ')'; }\n"
     "function dark(c) { return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2] < 128; }\n"
     "function scale(get, n) { var m = 0; for (var k = 0; k < n; k++) { var v = get(k);\n"
-    "  if (v !== null && isFinite(v) && Math.abs(v) > m) m = Math.abs(v); } return m > 0 ? m : 1; }\n"
+    "  if (v !== null && isFinite(v) && Math.abs(v) > m) m = Math.abs(v); } return m > 1e-9 ? m : 1; }\n"
     "function fmt(v) { return v === null || !isFinite(v) ? 'not finite' : (v >= 0 ? '+' : '') + v.toFixed(4); }\n"
     "function visible(s) { return s.replace(/ /g, '\\u00b7').replace(/\\n/g, '\\u21b5').replace(/\\t/g, '\\u2192'); }\n"
     "function cut(s, n) { var a = Array.from(s); return a.length > n ? a.slice(0, n).join('') + '\\u2026' : s; }\n"
@@ -290,6 +291,9 @@ static void put_units_table(FILE * f, const promptshap_result * r) {
     double total_abs = 0.0;
     for (int i = 0; i < r->n_units; i++) {
         total_abs += isfinite(e->values[i]) ? fabs(e->values[i]) : 0.0;
+    }
+    if (total_abs <= PS_VIEW_NOISE * r->n_units) {
+        total_abs = 0.0; /* rounding only: no shares */
     }
     fputs("<section id=\"units-section\"><h2>Units</h2>\n<div class=\"scroll\"><table id=\"units\">\n", f);
     fputs("<tr><th>#</th><th>unit</th><th>bytes</th><th>value (nats)</th><th>standard error</th><th>share of "

@@ -49,7 +49,7 @@ double ps_view_scale(const double * v, size_t n) {
             m = fabs(v[i]);
         }
     }
-    return m > 0.0 ? m : 1.0;
+    return m > PS_VIEW_NOISE ? m : 1.0;
 }
 
 void ps_view_put_color(FILE * f, ps_rgb c) {

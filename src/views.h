@@ -27,8 +27,14 @@ ps_rgb ps_view_color(double value, double vmax);
 /* True when text on background c should be white rather than black. */
 bool ps_view_dark(ps_rgb c);
 
+/* Values of at most this many nats are rounding, not attribution: exact
+ * Shapley values of a prompt the model ignores come out near 1e-15. They
+ * get no color and no share. */
+#define PS_VIEW_NOISE 1e-9
+
 /* Largest |x| over the finite entries of v[0..n), or 1 when there is none
- * or it is 0, so that a scale never divides by zero. */
+ * or it is at most PS_VIEW_NOISE, so that a scale never divides by zero
+ * nor blows rounding up to full color. */
 double ps_view_scale(const double * v, size_t n);
 
 /* Decodes the UTF-8 character at s[i] (i < n). Returns its length in bytes

@@ -91,6 +91,44 @@ check '[ $? -eq 0 ]' "explain on the tiny llama failed: $(cat "$tmp/err")"
 check 'grep -q "none framing, 4 words, 16 coalitions evaluated" "$tmp/table"' \
     "explain on the tiny llama did not use none framing: $(grep framing "$tmp/table")"
 
+status_set() { "$mkmodel" "${llama[@]}" "$@" -o "$tmp/x.gguf" >"$tmp/out" 2>"$tmp/err"; echo $?; }
+
+# Numbers that cannot be trusted. With a zero embedding table every hidden
+# state and logit is 0, so each target token has probability 1/32000 under
+# any context: v(N) equals v(empty) exactly, which is a warning, not a
+# silent table of zeros.
+"$mkmodel" "${llama[@]}" --set token_embd.weight=0 -o "$tmp/flat.gguf" >"$tmp/summary" 2>"$tmp/err"
+check '[ $? -eq 0 ]' "--set token_embd.weight=0 failed: $(cat "$tmp/err")"
+"$promptshap" explain -m "$tmp/flat.gguf" -p "Once upon a time" --target " there was" -t 1 \
+    --json "$tmp/flat.json" >"$tmp/table" 2>"$tmp/err"
+check '[ $? -eq 0 ]' "explain on a model that ignores its input failed: $(cat "$tmp/err")"
+check 'grep -q "warning: every target token has the same log-probability under the full prompt (all 4 units) as under the empty coalition" "$tmp/err"' \
+    "no warning when v(N) equals v(empty): $(cat "$tmp/err")"
+check 'python3 -c "import json,math,sys; d=json.load(open(sys.argv[1])); assert all(abs(u[\"value\"]) < 1e-9 for u in d[\"units\"]); assert d[\"v_full\"] == d[\"v_empty\"]; assert abs(d[\"v_full\"] - 2 * -math.log(32000)) < 1e-4, d[\"v_full\"]" "$tmp/flat.json"' \
+    "the flat model's values are not 0 with v(N) = v(empty) = 2 log(1/32000)"
+check 'grep -qE "^time +\+0\.0000 +0\.0%  *$" "$tmp/table"' "values within rounding of 0 print with a share or a bar: $(cat "$tmp/table")"
+# the same warning must not appear for a model that reads its input
+"$promptshap" explain -m "$tmp/llama1.gguf" -p "Once upon a time" --target " there was" -t 1 >"$tmp/table" 2>"$tmp/err"
+check '! grep -q "warning: every target token" "$tmp/err"' "the warning appears for a model that reads its input"
+
+# NaN weights: scoring stops with the coalition and token involved, exit 1,
+# and leaves no JSON file behind
+"$mkmodel" "${llama[@]}" --set token_embd.weight=nan -o "$tmp/nan.gguf" >"$tmp/summary" 2>"$tmp/err"
+check '[ $? -eq 0 ]' "--set token_embd.weight=nan failed: $(cat "$tmp/err")"
+"$promptshap" explain -m "$tmp/nan.gguf" -p "Once upon a time" --target " there was" -t 1 \
+    --json "$tmp/nan.json" >"$tmp/table" 2>"$tmp/err"
+check '[ $? -eq 1 ]' "explain on a model with NaN weights did not exit 1"
+check 'grep -qE "the log-probability of target token 0 is -?nan for the coalition of units \{.*\}; the model.s logits are not finite" "$tmp/err"' \
+    "no clear error for logits that are not finite: $(cat "$tmp/err")"
+check '[ ! -e "$tmp/nan.json" ] && [ -z "$(ls -a "$tmp" | grep "nan.json.")" ]' "a failed run left a JSON file"
+# --set rejects what it cannot mean
+check '[ "$(status_set --set token_embd.weight)" -eq 2 ]' "--set without a value is not a usage error"
+check '[ "$(status_set --set token_embd.weight=abc)" -eq 2 ]' "--set with a non-number is not a usage error"
+check '[ "$(status_set --set no_such.weight=0)" -eq 2 ] && grep -q "has no tensor .no_such.weight." "$tmp/err"' \
+    "--set with an unknown tensor is not a usage error naming it"
+check '[ "$(status_set --type q8_0 --set token_embd.weight=nan)" -eq 2 ] && grep -q "cannot hold a value that is not finite" "$tmp/err"' \
+    "--set nan on a q8_0 tensor is not a usage error"
+
 # exit codes: 0 help, 2 usage errors, 1 unusable files
 status() { "$mkmodel" "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; }
 check '[ "$(status --help)" -eq 0 ] && grep -q "^usage: promptshap-mkmodel" "$tmp/out"' "--help does not print the usage"

@@ -203,6 +203,9 @@ static void test_color_scale(void) {
     CHECK(ps_view_color(0.2, 1.0).b > ps_view_color(0.8, 1.0).b);
     CHECK(ps_view_scale((const double[]){-3.0, 2.0, NAN}, 3) == 3.0);
     CHECK(ps_view_scale((const double[]){0.0, 0.0}, 2) == 1.0);
+    /* rounding noise, as exact Shapley leaves when v(N) equals v(empty), gets no color */
+    CHECK(ps_view_scale((const double[]){-8.9e-16, 2.7e-15}, 2) == 1.0);
+    CHECK(ps_view_scale((const double[]){-2e-9, 1e-12}, 2) == 2e-9);
 }
 
 static void test_hostile_svg(void) {

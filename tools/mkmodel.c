@@ -128,6 +128,9 @@ static const struct {
  * Options
  */
 
+/* --set: tensors whose every value is given */
+#define MAX_SET 8
+
 struct options {
     struct spec spec;
     const char * preset;
@@ -142,6 +145,11 @@ struct options {
     int n_threads;
     uint64_t seed;
     bool verbose;
+    struct tensor_value {
+        const char * name;
+        float value;
+    } set[MAX_SET];
+    int n_set;
 };
 
 static const char * usage_text =
@@ -179,6 +187,11 @@ static const char * usage_text =
     "      --lm-head MODE       llama: tied (the output projection reuses token_embd) or untied;\n"
     "                           gpt-oss is always untied\n"
     "      --seed N             random seed of the weights (default: 1)\n"
+    "      --set NAME=VALUE     every value of tensor NAME (token_embd.weight, blk.0.attn_q.weight, ...)\n"
+    "                           is VALUE, which may be 0, or nan and inf in f32 and f16 tensors;\n"
+    "                           repeatable. token_embd.weight=0\n"
+    "                           makes a llama model whose output ignores its input; after a value\n"
+    "                           that is not finite the check does not require finite logits\n"
     "\n"
     "tokenizer:\n"
     "      --vocab FILE         GGUF file whose tokenizer.* keys are copied (default: %s)\n"
@@ -397,6 +410,23 @@ static void parse_options(int argc, char ** argv, struct options * o) {
                 usage_error("--seed must be an unsigned 64-bit integer", v);
             }
             o->seed = (uint64_t)seed;
+        } else if (strcmp(a, "--set") == 0) {
+            const char * v = take_value(argc, argv, &i);
+            const char * eq = strchr(v, '=');
+            if (!eq || eq == v || eq[1] == '\0' || (size_t)(eq - v) >= GGML_MAX_NAME) {
+                usage_error("--set takes NAME=VALUE, for example token_embd.weight=0", v);
+            }
+            char * end = NULL;
+            float value = strtof(eq + 1, &end);
+            if (end == eq + 1 || *end != '\0') {
+                usage_error("--set needs a number after '=' (or nan, inf)", v);
+            }
+            if (o->n_set == MAX_SET) {
+                usage_errorf("--set may be given at most %d times", MAX_SET);
+            }
+            o->set[o->n_set].name = v;
+            o->set[o->n_set].value = value;
+            o->n_set++;
         } else if (strcmp(a, "--vocab") == 0) {
             o->vocab = take_value(argc, argv, &i);
         } else if (strcmp(a, "--chat-template") == 0) {
@@ -484,7 +514,7 @@ static uint64_t hash_name(const char * name) {
     return h;
 }
 
-enum fill { FILL_ONES, FILL_ZEROS, FILL_UNIFORM };
+enum fill { FILL_ONES, FILL_ZEROS, FILL_UNIFORM, FILL_CONSTANT };
 
 /* One tensor of the file: ne[0] values per row, ne[1] * ne[2] rows. */
 struct tensor_spec {
@@ -493,7 +523,8 @@ struct tensor_spec {
     int n_dims;
     int64_t ne[3];
     enum fill fill;
-    float std; /* standard deviation of FILL_UNIFORM values */
+    float std;   /* standard deviation of FILL_UNIFORM values */
+    float value; /* the FILL_CONSTANT value */
 };
 
 struct tensor_list {
@@ -506,9 +537,11 @@ struct tensor_list {
  * a = std * sqrt(3) have the requested standard deviation. Besides sqrtf, which
  * IEEE 754 rounds exactly, they need only integer and float arithmetic, so they
  * do not depend on the platform's math library. */
-static void fill_values(float * x, int64_t n, enum fill fill, float std, uint64_t * state) {
+static void fill_values(float * x, int64_t n, const struct tensor_spec * t, uint64_t * state) {
+    const enum fill fill = t->fill;
+    const float std = t->std;
     if (fill != FILL_UNIFORM) {
-        const float v = fill == FILL_ONES ? 1.0f : 0.0f;
+        const float v = fill == FILL_ONES ? 1.0f : fill == FILL_ZEROS ? 0.0f : t->value;
         for (int64_t i = 0; i < n; i++) {
             x[i] = v;
         }
@@ -940,6 +973,32 @@ static int build_model(const struct options * o, struct gguf_context * meta, str
         fail("out of memory");
         return EXIT_RUNTIME;
     }
+    for (int k = 0; k < o->n_set; k++) {
+        const char * name = o->set[k].name;
+        size_t len = (size_t)(strchr(name, '=') - name);
+        struct tensor_spec * found = NULL;
+        for (int i = 0; i < tl->n && !found; i++) {
+            if (strlen(tl->v[i].name) == len && memcmp(tl->v[i].name, name, len) == 0) {
+                found = &tl->v[i];
+            }
+        }
+        if (!found) {
+            fprintf(stderr, "promptshap-mkmodel: --set %s: this model has no tensor '%.*s'; its tensors are %s, %s, ...,"
+                            " %s\n", name, (int)len, name, tl->v[0].name, tl->v[1 % tl->n].name, tl->v[tl->n - 1].name);
+            fprintf(stderr, "try 'promptshap-mkmodel --help'\n");
+            return EXIT_USAGE;
+        }
+        /* ggml's quantizers do not carry NaN or infinity through */
+        if (!isfinite(o->set[k].value) && found->type != GGML_TYPE_F32 && found->type != GGML_TYPE_F16) {
+            fprintf(stderr, "promptshap-mkmodel: --set %s: %s is stored as %s, which cannot hold a value that is not"
+                            " finite; give it --type f32 or f16 (--expert-type for experts)\n",
+                    name, found->name, ggml_type_name(found->type));
+            fprintf(stderr, "try 'promptshap-mkmodel --help'\n");
+            return EXIT_USAGE;
+        }
+        found->fill = FILL_CONSTANT;
+        found->value = o->set[k].value;
+    }
     const struct tensor_spec * t = misaligned_tensor(tl);
     if (t) {
         fprintf(stderr, "promptshap-mkmodel: %s stores rows in blocks of %" PRId64 " values, but %s has rows of %" PRId64
@@ -981,7 +1040,7 @@ static bool write_tensor_data(FILE * f, const struct tensor_spec * t, uint64_t s
 
     for (int64_t r = 0; ok && r < n_rows; r += block) {
         const int64_t nr = n_rows - r < block ? n_rows - r : block;
-        fill_values(values, nr * n_per_row, t->fill, t->std, &state);
+        fill_values(values, nr * n_per_row, t, &state);
         const void * out = values;
         if (t->type != GGML_TYPE_F32) {
             ggml_quantize_chunk(t->type, values, packed, 0, nr, n_per_row, NULL);
@@ -1124,8 +1183,9 @@ static bool harmony_tokens_ok(const struct llama_vocab * vocab) {
     return true;
 }
 
-/* Decodes a short text with logits for every token; true when all are finite. */
-static bool decode_text(struct llama_context * ctx, const struct llama_vocab * vocab) {
+/* Decodes a short text with logits for every token; true when that works
+ * and, if require_finite, every logit is finite. */
+static bool decode_text(struct llama_context * ctx, const struct llama_vocab * vocab, bool require_finite) {
     static const char text[] = "The quick brown fox jumps over the lazy dog. Once upon a time, 1 + 2 = 3.";
     llama_token tokens[256];
     int n = llama_tokenize(vocab, text, (int32_t)strlen(text), tokens, 256, true, false);
@@ -1158,7 +1218,7 @@ static bool decode_text(struct llama_context * ctx, const struct llama_vocab * v
             return false;
         }
         for (int v = 0; v < n_vocab; v++) {
-            if (!isfinite(logits[v])) {
+            if (require_finite && !isfinite(logits[v])) {
                 fail("logit %d of token %d is not finite (%g)", v, i, (double)logits[v]);
                 return false;
             }
@@ -1230,7 +1290,11 @@ static int check_model(const struct options * o, double * bench_seconds) {
         return EXIT_RUNTIME;
     }
 
-    bool ok = (!o->harmony || harmony_tokens_ok(vocab)) && decode_text(ctx, vocab);
+    bool require_finite = true;
+    for (int k = 0; k < o->n_set; k++) {
+        require_finite = require_finite && isfinite(o->set[k].value);
+    }
+    bool ok = (!o->harmony || harmony_tokens_ok(vocab)) && decode_text(ctx, vocab, require_finite);
     if (ok && o->bench_tokens > 0) {
         *bench_seconds = time_forward(ctx, o->bench_tokens, llama_vocab_n_tokens(vocab), o->seed);
         if (*bench_seconds < 0.0) {

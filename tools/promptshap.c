@@ -924,11 +924,16 @@ static void print_table(const promptshap_result * r) {
     const bool sampled = is_sampled(e->method);
     const int label_width = 24;
     const int bar_width = 20;
+    /* Values of at most 1e-9 nats (the views' PS_VIEW_NOISE) print as 0,
+     * with a share of 0 and no bar: when v(N) equals v(empty), exact
+     * Shapley leaves values of about 1e-15 whose shares would be noise. */
+    const double noise = 1e-9;
     double total_abs = 0.0, max_abs = 0.0;
     for (int i = 0; i < U; i++) {
-        total_abs += fabs(e->values[i]);
-        if (fabs(e->values[i]) > max_abs) {
-            max_abs = fabs(e->values[i]);
+        double a = fabs(e->values[i]) <= noise ? 0.0 : fabs(e->values[i]);
+        total_abs += a;
+        if (a > max_abs) {
+            max_abs = a;
         }
     }
 
@@ -945,13 +950,14 @@ static void print_table(const promptshap_result * r) {
         for (size_t k = w; k < (size_t)label_width + 3; k++) {
             putchar(' ');
         }
-        double share = total_abs > 0 ? 100.0 * fabs(e->values[i]) / total_abs : 0.0;
-        printf(" %+12.4f %6.1f%%", e->values[i], share);
+        double value = fabs(e->values[i]) <= noise ? 0.0 : e->values[i];
+        double share = total_abs > 0 ? 100.0 * fabs(value) / total_abs : 0.0;
+        printf(" %+12.4f %6.1f%%", value, share);
         if (sampled) {
             printf(" %10.4f", e->std_error[i]);
         }
         printf("  ");
-        print_bar(e->values[i], max_abs, bar_width);
+        print_bar(value, max_abs, bar_width);
         putchar('\n');
     }
     putchar('\n');
