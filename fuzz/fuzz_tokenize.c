@@ -9,7 +9,7 @@
  * so ps_tokenize cuts user text inside every marker it spells.
  *
  * The model is the GGUF file named by PROMPTSHAP_FUZZ_MODEL: one whose
- * vocabulary holds those markers, such as the gpt-oss-tiny model that
+ * vocabulary contains those markers, such as the gpt-oss-tiny model that
  * `promptshap-mkmodel --preset gpt-oss-tiny --harmony` writes (as
  * scripts/fuzz.sh and the corpus replay test do). A missing file exits 77,
  * which ctest counts as skipped.

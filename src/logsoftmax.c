@@ -21,7 +21,7 @@
  * terms are summed in double, which keeps the log-sum-exp within 1e-6 nats
  * of a double-precision reference on any row. Written as plain loops that
  * GCC 12 was left to vectorize, the same arithmetic took 190 to 205
- * microseconds per 152k-entry row read from memory (1 core, AVX2); with
+ * microseconds per 152k-entry row read from memory (1 core, AVX2). With
  * vector types it takes 125 to 130.
  */
 #include "logsoftmax.h"

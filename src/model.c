@@ -426,10 +426,10 @@ struct llama_context * ps_context_new(promptshap_model * model, int n_ctx, int n
     cp.n_threads = n_threads > 0 ? n_threads : ps_default_threads();
     cp.n_threads_batch = cp.n_threads;
     /* Flash attention off. With it, exact Shapley of the 6-word example ran
-     * faster on one core of a 2-core AMD EPYC (batched engine: 37.6 s
-     * against 43.0 s on a 100M-parameter llama with harmony framing, 0.7 s
-     * against 1.7 to 1.9 s on the 260K-parameter demo model), because
-     * ggml's CPU kernel skips masked cells. But libllama v0.4.0 casts the
+     * faster, because ggml's CPU kernel skips masked cells. On one core of a
+     * 2-core AMD EPYC the batched engine took 37.6 s against 43.0 s on a
+     * 100M-parameter llama with harmony framing, and 0.7 s against 1.7 to
+     * 1.9 s on the 260K-parameter demo model. But libllama v0.4.0 casts the
      * 32-bit cache to 16 bits for it, and on the GPT-OSS-shaped test model
      * a coalition's log-probabilities then differed by 1.3e-3 nats between
      * a prefix tree and a decode of its own, and by 4.3e-3 against one
@@ -488,10 +488,10 @@ static long head_width(const promptshap_model * model, const char * which) {
     return n_head > 0 ? llama_model_n_embd(model->lm) / n_head : llama_model_n_embd(model->lm);
 }
 
-/* Attention with flash attention off computes, for every token and cell,
- * a query-key product, a masked softmax entry and a weighted value sum,
- * in separate passes over a score matrix in memory, so one multiply-add of
- * it costs more than one of a weight matrix product. Measured with exact
+/* With flash attention off, attention computes a query-key product, a
+ * masked softmax entry and a weighted value sum for every token and cell.
+ * These run in separate passes over a score matrix in memory, so one of
+ * its multiply-adds costs more than one of a weight matrix product. Measured with exact
  * Shapley of the 6-word example with harmony framing on the GPT-OSS-shaped
  * benchmark model (one core of a 2-core AMD EPYC): prefix trees whose
  * tokens attended to 768, 512 and 256 cells took 12.6, 11.9 and 11.5 s

@@ -924,9 +924,9 @@ static int next_tree(const promptshap_scorer * sc, const scored_seq * seqs, int 
 
 /* Returns the attention work of a tree of n tokens: the cells each token
  * attends to, summed. libllama v0.4.0 decodes the tree in micro-batches of
- * n_ubatch tokens, and with flash attention off every token of a
- * micro-batch attends to every cell up to the last one in use, rounded up
- * to a multiple of 256 (llama_kv_cache::get_n_kv) and at most n_ctx. */
+ * n_ubatch tokens. With flash attention off, every token of a micro-batch
+ * attends to every cell up to the last one in use. That count is rounded
+ * up to a multiple of 256 (llama_kv_cache::get_n_kv), at most n_ctx. */
 static double tree_attention(int n_prefix, int n, int n_ubatch, int n_ctx) {
     double work = 0.0;
     for (int done = 0; done < n;) {

@@ -104,7 +104,9 @@ static void test_rows_threads(void) {
     float * rows = malloc((size_t)n_vocab * n_rows * sizeof(float));
     double * out = malloc((size_t)n_rows * sizeof(double));
     ps_softmax_job * jobs = malloc((size_t)n_rows * sizeof(ps_softmax_job));
-    CHECK(rows && out && jobs);
+    CHECK(rows != NULL);
+    CHECK(out != NULL);
+    CHECK(jobs != NULL);
     if (rows && out && jobs) {
         fill(rows, n_vocab * n_rows, 6.0, -1.0);
         for (int threads = 1; threads <= 4; threads++) {

@@ -541,7 +541,12 @@ static void fill_values(float * x, int64_t n, const struct tensor_spec * t, uint
     const enum fill fill = t->fill;
     const float std = t->std;
     if (fill != FILL_UNIFORM) {
-        const float v = fill == FILL_ONES ? 1.0f : fill == FILL_ZEROS ? 0.0f : t->value;
+        float v = 0.0f;
+        if (fill == FILL_ONES) {
+            v = 1.0f;
+        } else if (fill == FILL_CONSTANT) {
+            v = t->value;
+        }
         for (int64_t i = 0; i < n; i++) {
             x[i] = v;
         }
