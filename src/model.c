@@ -430,10 +430,10 @@ struct llama_context * ps_context_new(promptshap_model * model, int n_ctx, int n
      * 2-core AMD EPYC the batched engine took 37.6 s against 43.0 s on a
      * 100M-parameter llama with harmony framing, and 0.7 s against 1.7 to
      * 1.9 s on the 260K-parameter demo model. But libllama v0.4.0 casts the
-     * 32-bit cache to 16 bits for it, and on the GPT-OSS-shaped test model
-     * a coalition's log-probabilities then differed by 1.3e-3 nats between
-     * a prefix tree and a decode of its own, and by 4.3e-3 against one
-     * token per decode, where 1e-4 is allowed. */
+     * 32-bit cache to 16 bits for it. On the GPT-OSS-shaped test model a
+     * coalition's log-probabilities then differed by 1.3e-3 nats between a
+     * prefix tree and a decode of its own (4.3e-3 against one token per
+     * decode), where 1e-4 is allowed. */
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     /* One KV buffer for all sequences. A split cache cannot run prefix
      * trees: libllama v0.4.0 rejects a batch whose tokens carry several
@@ -493,12 +493,12 @@ static long head_width(const promptshap_model * model, const char * which) {
  * These run in separate passes over a score matrix in memory, so one of
  * its multiply-adds costs more than one of a weight matrix product. Measured with exact
  * Shapley of the 6-word example with harmony framing on the GPT-OSS-shaped
- * benchmark model (one core of a 2-core AMD EPYC): prefix trees whose
+ * benchmark model, on one core of a 2-core AMD EPYC. Prefix trees whose
  * tokens attended to 768, 512 and 256 cells took 12.6, 11.9 and 11.5 s
  * inside llama_decode (13.4, 12.9 and 11.9 s in a second run) for nearly
- * the same 4,600 tokens, 0.5 to 0.6 microseconds per token and cell
- * (4,096 multiply-adds), while a logits row (66M multiply-adds) took 2.3
- * ms: about 4 times the cost per multiply-add. */
+ * the same 4,600 tokens. That is 0.5 to 0.6 microseconds per token and
+ * cell (4,096 multiply-adds), while a logits row (66M multiply-adds) took
+ * 2.3 ms: about 4 times the cost per multiply-add. */
 #define ATTENTION_COST_FACTOR 4.0
 
 void ps_decode_costs_of(const promptshap_model * model, ps_decode_costs * c) {
